@@ -1,0 +1,53 @@
+# The project's commands. README.md names the ones a reader needs: `make install`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# What FFCV's C extension builds against, and the real Fashion-MNIST files (Debian packages).
+APT_PACKAGES := pkg-config libopencv-dev libturbojpeg0-dev dataset-fashion-mnist
+FFCV_PKGCONFIG := opencv4 libturbojpeg
+
+.PHONY: install system-packages test test-slow data bench clean
+
+install: system-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@if pkg-config --exists $(FFCV_PKGCONFIG) 2>/dev/null; then \
+	    $(BIN)/python -m pip install -q -e '.[ffcv]' \
+	      || echo "make install: FFCV did not build; the tensor loader back end serves instead."; \
+	else \
+	    echo "make install: FFCV needs the system packages pkg-config libopencv-dev libturbojpeg0-dev;"; \
+	    echo "  install them (e.g. sudo apt-get install pkg-config libopencv-dev libturbojpeg0-dev) and rerun."; \
+	    echo "  Going on without FFCV: the tensor loader back end serves."; \
+	fi
+	touch $(STAMP)
+
+# As root with apt: install the packages. Otherwise say what to install and go on.
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; } \
+	      || echo "make install: apt-get could not install $(APT_PACKAGES); going on without them."; \
+	else \
+	    echo "make install: not root or no apt-get; for FFCV and real Fashion-MNIST install: $(APT_PACKAGES)"; \
+	fi
+
+$(STAMP):
+	$(MAKE) install
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Decode and cache every dataset available on this machine (once; later calls reuse the cache).
+data: $(STAMP)
+	$(BIN)/ensembles data
+
+bench: $(STAMP)
+	$(BIN)/python bench/loader.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

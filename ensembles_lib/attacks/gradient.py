@@ -1,0 +1,81 @@
+"""The input gradient every attack uses, with expectation over transformation (EOT), and the
+context an attack runs in (eval mode, parameters' grads untouched, seeded randomness).
+
+All tensors are images in [0, 1] (pixel units). Used by every attack chapter.
+"""
+
+import contextlib
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from ._checks import check_count
+from .losses import LossFn, get_loss
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextlib.contextmanager
+def attack_mode(models: Union[nn.Module, Sequence[nn.Module]], seed: int, device: torch.device) -> Iterator[None]:
+    """Run an attack on `models`: eval mode, parameters frozen, global RNG forked and seeded.
+
+    Freezing (requires_grad=False) means no backward pass can write a parameter's .grad, ours or
+    a library's that calls .backward(), and autograd skips the weight gradients. Forking the RNG
+    makes models that draw randomness from it (an Ensemble with combine="random") repeatable
+    under `seed` without disturbing the caller's random stream. Everything is restored on exit.
+    """
+    models = [models] if isinstance(models, nn.Module) else list(models)
+    modes = [{m: m.training for m in model.modules()} for model in models]
+    params = {id(p): p for model in models for p in model.parameters()}.values()
+    flags = [(p, p.requires_grad) for p in params]
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    try:
+        for model in models:
+            model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for mode in modes:
+            for m, training in mode.items():
+                m.training = training
+
+
+def generator(seed: int, device: torch.device) -> torch.Generator:
+    """A local generator on `device` seeded with `seed` (attacks never draw from the global RNG)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Union[str, LossFn] = "ce",
+             eot_samples: int = 1, transform: Optional[Transform] = None) -> torch.Tensor:
+    """d/dx of the summed per-sample `loss`, averaged over `eot_samples` draws (EOT).
+
+    A draw is one pass through `transform` (a random input transform, e.g. input diversity) and
+    `model` (possibly random, e.g. a randomised ensemble); with eot_samples=1 and no randomness
+    this is the plain input gradient. Gradients go to x only (torch.autograd.grad), so parameters'
+    .grad are never written. Returns a detached tensor shaped like x.
+    """
+    loss_fn = get_loss(loss)
+    eot_samples = check_count(eot_samples, "eot_samples")
+    x = x.detach().requires_grad_(True)
+    total = torch.zeros_like(x)
+    for _ in range(eot_samples):
+        inputs = transform(x) if transform is not None else x
+        total += torch.autograd.grad(loss_fn(model(inputs), y).sum(), x)[0]
+    return total / eot_samples if eot_samples > 1 else total
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Nearest point to x_adv in the L-inf ball of radius eps around x, intersected with [0, 1]."""
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
+
+
+def random_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    """x plus uniform noise in [-eps, eps], clipped to [0, 1] (Madry et al.'s PGD start)."""
+    noise = torch.empty_like(x).uniform_(-eps, eps, generator=gen)
+    return (x + noise).clamp_(0, 1)
