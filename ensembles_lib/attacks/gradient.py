@@ -75,7 +75,7 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
 
 
-def random_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+def uniform_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
     """x plus uniform noise in [-eps, eps], clipped to [0, 1] (Madry et al.'s PGD start)."""
     noise = torch.empty_like(x).uniform_(-eps, eps, generator=gen)
     return (x + noise).clamp_(0, 1)

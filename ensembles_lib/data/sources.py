@@ -181,7 +181,8 @@ def from_torchvision(dataset_name: str, root: Path) -> dict[str, ImageDataset]:
         try:
             ds = cls(root=str(root), train=split == "train", download=True)
         except Exception as err:  # noqa: BLE001 - offline machines raise URLError, OSError, RuntimeError...
-            raise SourceUnavailable(f"torchvision download into {root} failed: {type(err).__name__}: {err}") from err
+            reason = " ".join(str(err).split())[:300]
+            raise SourceUnavailable(f"download failed: {type(err).__name__}: {reason}") from err
         images = np.asarray(ds.data, dtype=np.uint8)
         images = images[..., None] if images.ndim == 3 else images
         labels = np.asarray(ds.targets, dtype=np.int64)

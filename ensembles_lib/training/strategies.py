@@ -74,7 +74,7 @@ class Adversarial:
             raise ValueError(f"rho must be a number >= 0, got {rho!r}")
         self.attack = attack
         self.rho = float(rho)
-        self.attack_spec = attack_spec
+        self.attack_spec = attack_spec if attack_spec is not None else getattr(attack, "spec", None)
         if isinstance(attack, SpecAttack):
             self._takes_seed = attack.takes_seed
         else:
@@ -130,6 +130,13 @@ class SpecAttack:
         if missing:
             raise ValueError(f"attack {name!r}: missing parameter(s) {', '.join(missing)}")
         self.takes_seed = "seed" in accepted and "seed" not in self.kwargs
+        self._defaults = {p: parameters[p].default for p in accepted
+                          if p != "seed" and parameters[p].default is not inspect.Parameter.empty}
+
+    def full_spec(self) -> dict:
+        """The spec with the attack's JSON-able defaults filled in: a changed default changes a cache key."""
+        defaults = {k: v for k, v in self._defaults.items() if v is None or isinstance(v, (bool, int, float, str))}
+        return {**defaults, **self.spec}
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int | None = None) -> torch.Tensor:
         extra = {"seed": seed} if self.takes_seed and seed is not None else {}

@@ -1,0 +1,96 @@
+"""Transfer attacks: MI-FGSM (momentum, Dong et al. 2018) and DI2-FGSM / M-DI2-FGSM (input
+diversity, Xie et al. 2019). L-inf, pixel units. Used by the transferability chapters (TREND,
+DVERGE) as stronger black-box sources.
+"""
+
+import math
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import check_batch, check_count, check_eps, check_unit, step_or_default
+from ._iterate import sign_ascent
+from .gradient import attack_mode, generator, gradient
+from .losses import LossFn, get_loss
+
+
+def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
+           step: Optional[float] = None, mu: float = 1.0, loss: Union[str, LossFn] = "ce",
+           eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+    """Momentum iterative FGSM: sign steps along g_{t+1} = mu g_t + grad / ||grad||_1
+    (Dong et al. 2018, Eq. 6-7); `step` defaults to eps / steps, mu to the paper's 1.0."""
+    eps = check_eps(eps)
+    steps = check_count(steps, "steps")
+    step = step_or_default(step, eps / steps)
+    _check_mu(mu)
+    get_loss(loss)
+    check_count(eot_samples, "eot_samples")
+    check_batch(x, y)
+    with attack_mode(model, seed, x.device):
+        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),
+                           eps=eps, step=step, steps=steps, mu=mu)
+
+
+def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
+            step: Optional[float] = None, p: float = 0.5, resize_rate: float = 1.1, mu: float = 0.0,
+            loss: Union[str, LossFn] = "ce", eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+    """Diverse-inputs iterative FGSM: every gradient is taken through a random resize-and-pad of
+    each sample, applied with probability `p` (Xie et al. 2019, Eq. 3-4). mu > 0 adds momentum
+    (M-DI2-FGSM, their Eq. 5). `step` defaults to eps / steps.
+
+    Xie et al. enlarge a 299-pixel image to a random size in [299, 330) and pad it to 330; we keep
+    the model's input size instead (our models have fixed input sizes): a sample is shrunk by a
+    random factor in [1/resize_rate, 1] (nearest neighbour) and zero-padded at a random offset.
+    """
+    eps = check_eps(eps)
+    steps = check_count(steps, "steps")
+    step = step_or_default(step, eps / steps)
+    p = check_unit(p, "p")
+    if isinstance(resize_rate, bool) or not isinstance(resize_rate, (int, float)) or not 1 <= resize_rate <= 4:
+        raise ValueError(f"resize_rate must be a number in [1, 4], got {resize_rate!r}")
+    _check_mu(mu)
+    get_loss(loss)
+    check_count(eot_samples, "eot_samples")
+    check_batch(x, y)
+    with attack_mode(model, seed, x.device):
+        gen = generator(seed, x.device)
+
+        def diverse(xa: torch.Tensor) -> torch.Tensor:
+            return input_diversity(xa, p=p, resize_rate=resize_rate, generator=gen)
+
+        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples, transform=diverse), x, x.clone(),
+                           eps=eps, step=step, steps=steps, mu=mu)
+
+
+def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator: torch.Generator) -> torch.Tensor:
+    """Each sample, with probability p, shrunk to a random integer size in [ceil(H / resize_rate), H]
+    and placed at a random offset on a zero canvas of the original size; differentiable in x.
+
+    Done as one batched affine grid sample so that per-sample sizes cost no Python loop.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    apply = torch.rand(n, generator=generator, device=dev) < p
+    low = math.ceil(h / resize_rate)
+    rnd = torch.randint(low, h + 1, (n,), generator=generator, device=dev).float()
+    rnd = torch.where(apply, rnd, torch.full_like(rnd, h))
+    scale = rnd / h
+    new_w = torch.round(scale * w)
+    # offsets in pixels, uniform over the positions that keep the shrunk image on the canvas
+    top = torch.floor(torch.rand(n, generator=generator, device=dev) * (h - rnd + 1))
+    left = torch.floor(torch.rand(n, generator=generator, device=dev) * (w - new_w + 1))
+    # output pixel centre u (normalised, align_corners=False) samples input (u + 1)/s - 2 off/(s L) - 1
+    theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = 1 / scale
+    theta[:, 1, 1] = 1 / scale
+    theta[:, 0, 2] = 1 / scale - 2 * left / (scale * w) - 1
+    theta[:, 1, 2] = 1 / scale - 2 * top / (scale * h) - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _check_mu(mu) -> None:
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu < 0:
+        raise ValueError(f"mu must be a finite number >= 0 (momentum decay), got {mu!r}")

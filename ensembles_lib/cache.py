@@ -1,0 +1,320 @@
+"""Trained-model artifacts keyed by the hash of everything that produced them (DESIGN.md, "cache").
+
+`trained(spec)` returns the model a spec describes: loaded from data_root()/artifacts/<key>/ when
+an artifact is there, else trained with `training.fit` and stored. The key is the SHA-256 of the
+spec (defaults filled in, canonical JSON) together with `training.TRAINING_VERSION`, so a changed
+hyper-parameter, seed or training-loop version trains anew, while a changed *evaluation* parameter
+in a notebook reuses what was trained. An artifact is model.pt (the state dict), then meta.json
+(the spec, the per-epoch history, wall time, versions, creation time), each written atomically and
+meta last: a folder without meta.json is unfinished. Training checkpoints into the same folder, so
+a killed run resumes. Loads use weights_only=True; a corrupt artifact is reported and rebuilt.
+
+A spec (every chapter builds these):
+
+    {"model": {"name": "small_cnn", "num_classes": 10, "in_channels": 1, "options": {}},
+       # or {"ensemble": [model specs ...], "combine": "prob", "options": {}}
+     "data": {"name": "digits", "split": "train", "batch_size": 128, "augment": False},
+     "strategy": {"name": "standard"},
+       # or {"name": "adversarial", "rho": 1.0, "attack": {"name": "ifgsm", "eps": 0.3, ...}}
+     "optim": {"lr": 0.05, "optimizer": "sgd", "schedule": "cosine", ...},  # fit's keywords
+     "epochs": 5, "seed": 0}
+
+`list_entries()` and `clear(keys)` back the `ensembles cache list|clear` command.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import platform
+import shutil
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .data.catalog import check_name, check_split
+from .data.dataset import DataError
+from .paths import atomic_path, data_root
+from .training import TRAINING_VERSION, fit, strategy_from_spec
+from .training import checkpoint as ckpt
+from .training.loop import check_options
+
+MODEL_FILE, META_FILE, CHECKPOINT_FILE = "model.pt", "meta.json", "checkpoint.pt"
+KEY_LENGTH = 16  # hex digits of the SHA-256 used as the folder name (64 bits)
+
+SPEC_KEYS = {"model": True, "data": True, "strategy": False, "optim": True, "epochs": True, "seed": True}
+DATA_KEYS = {"name": None, "split": None, "batch_size": None, "augment": False, "val_size": 0.1, "split_seed": 0}
+OPTIM_DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items()
+                  if name in ("optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule", "milestones", "gamma")}
+
+
+def artifacts_root() -> Path:
+    """data_root()/artifacts: where every trained model lives."""
+    return data_root() / "artifacts"
+
+
+# --------------------------------------------------------------------------- spec checking
+
+
+def _require_dict(where: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"spec[{where}] must be a dict, got {value!r}")
+    return value
+
+
+def _check_keys(where: str, value: dict, allowed: dict) -> None:
+    """Unknown keys and missing required keys (allowed[k] is None or True for required) are errors."""
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValueError(f"spec{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+    missing = [k for k, default in allowed.items() if (default is None or default is True) and k not in value]
+    if missing:
+        raise ValueError(f"spec{where}: missing key(s) {', '.join(map(repr, missing))}")
+
+
+def _int(where: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"spec{where} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _model_spec(where: str, spec) -> dict:
+    spec = _require_dict(where, spec)
+    if "ensemble" in spec:
+        _check_keys(where, spec, {"ensemble": True, "combine": True, "options": False})
+        members = spec["ensemble"]
+        if not isinstance(members, list) or not members:
+            raise ValueError(f"spec{where}['ensemble'] must be a non-empty list of model specs, got {members!r}")
+        if not isinstance(spec["combine"], str):
+            raise ValueError(f"spec{where}['combine'] must be a string, got {spec['combine']!r}")
+        return {"ensemble": [_model_spec(f"{where}['ensemble'][{i}]", m) for i, m in enumerate(members)],
+                "combine": spec["combine"], "options": dict(_require_dict(f"{where}['options']", spec.get("options", {})))}
+    _check_keys(where, spec, {"name": True, "num_classes": True, "in_channels": True, "options": False})
+    if not isinstance(spec["name"], str):
+        raise ValueError(f"spec{where}['name'] must be an architecture name, got {spec['name']!r}")
+    return {"name": spec["name"], "num_classes": _int(f"{where}['num_classes']", spec["num_classes"], 2),
+            "in_channels": _int(f"{where}['in_channels']", spec["in_channels"], 1),
+            "options": dict(_require_dict(f"{where}['options']", spec.get("options", {})))}
+
+
+def normalize(spec: dict) -> dict:
+    """`spec` checked and with every default filled in (ValueError naming the first problem).
+
+    Two specs that train the same model normalise to the same dict, hence the same key. Nothing is
+    trained or loaded here, so a misspelt parameter fails in well under a second.
+    """
+    spec = copy.deepcopy(_require_dict("", spec))
+    try:
+        json.dumps(spec)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spec must be JSON-able (dicts, lists, strings, numbers, booleans): {err}") from None
+    _check_keys("", spec, SPEC_KEYS)
+    data = _require_dict("['data']", spec["data"])
+    _check_keys("['data']", data, DATA_KEYS)
+    data = {**{k: v for k, v in DATA_KEYS.items() if v is not None}, **data}
+    _int("['data']['batch_size']", data["batch_size"], 1)
+    optim = _require_dict("['optim']", spec["optim"])
+    _check_keys("['optim']", optim, {k: (v is inspect.Parameter.empty) for k, v in OPTIM_DEFAULTS.items()})
+    optim = {**{k: v for k, v in OPTIM_DEFAULTS.items() if v is not inspect.Parameter.empty}, **optim}
+    optim["milestones"] = list(check_options(epochs=_int("['epochs']", spec["epochs"], 1), **optim))
+    try:
+        check_name(data["name"])
+        check_split(data["split"])
+    except DataError as err:
+        raise ValueError(f"spec['data']: {err}") from None
+    strategy = spec.get("strategy", {"name": "standard"})
+    built = strategy_from_spec(strategy)  # ValueError for unknown names or attack parameters
+    if strategy["name"] == "adversarial":
+        strategy = {"name": "adversarial", "rho": built.rho, "attack": built.attack.full_spec()}
+    return {"model": _model_spec("['model']", spec["model"]), "data": data, "strategy": strategy,
+            "optim": optim, "epochs": spec["epochs"], "seed": _int("['seed']", spec["seed"], 0)}
+
+
+def key(spec: dict) -> str:
+    """The artifact key: SHA-256 of the canonical JSON of the normalised spec and TRAINING_VERSION."""
+    canonical = json.dumps({"spec": normalize(spec), "training_version": TRAINING_VERSION},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_model(spec: dict) -> nn.Module:
+    """The (untrained) model a normalised model spec describes: one architecture or an Ensemble."""
+    if "ensemble" in spec:
+        from .ensembles import Ensemble
+
+        return Ensemble([build_model(m) for m in spec["ensemble"]], combine=spec["combine"], **spec["options"])
+    from .models import build
+
+    return build(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"], **spec["options"])
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+class CorruptArtifact(Exception):
+    """An artifact folder whose files cannot be trusted; the message says why."""
+
+
+def _read_meta(folder: Path) -> dict:
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise CorruptArtifact(f"{META_FILE} unreadable ({err})") from None
+    if not isinstance(meta, dict) or "spec" not in meta:
+        raise CorruptArtifact(f"{META_FILE} has no spec")
+    return meta
+
+
+def _load(folder: Path, spec: dict, device: torch.device) -> nn.Module:
+    """The model stored in `folder`, or CorruptArtifact saying what is wrong with it."""
+    meta = _read_meta(folder)
+    if meta["spec"] != spec or meta.get("training_version") != TRAINING_VERSION:
+        raise CorruptArtifact(f"{META_FILE} describes a different spec or training version")
+    try:
+        state = torch.load(folder / MODEL_FILE, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zips, unpickling errors, missing files...
+        raise CorruptArtifact(f"{MODEL_FILE} unreadable ({type(err).__name__}: {err})") from None
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the caller's RNG
+        model = build_model(spec["model"])
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise CorruptArtifact(f"{MODEL_FILE} does not fit the model ({err})") from None
+    return model.to(device).eval()
+
+
+def _discard(folder: Path, files=(MODEL_FILE, META_FILE, CHECKPOINT_FILE)) -> None:
+    for name in files:
+        (folder / name).unlink(missing_ok=True)
+
+
+def trained(spec: dict, *, progress: bool = True, device: str | torch.device | None = None) -> nn.Module:
+    """The trained model `spec` describes, in eval mode on `device` (default: CUDA if available).
+
+    Loads the artifact if a sound one exists; otherwise trains (resuming a killed run from its
+    checkpoint) and stores it. Invalid specs raise ValueError before anything is built or read.
+    The caller's global random state is left as it was. Used by every chapter that trains.
+    """
+    spec = normalize(spec)
+    folder = artifacts_root() / key(spec)
+    device = _default_device() if device is None else torch.device(device)
+    if (folder / META_FILE).exists() or (folder / MODEL_FILE).exists():
+        try:
+            if not (folder / META_FILE).exists():
+                raise CorruptArtifact(f"{MODEL_FILE} without {META_FILE} (a write was interrupted)")
+            return _load(folder, spec, device)
+        except CorruptArtifact as err:
+            warnings.warn(f"cache: artifact {folder} is corrupt or partial: {err}; retraining it", stacklevel=2)
+            _discard(folder)
+    if (folder / CHECKPOINT_FILE).exists():
+        try:
+            ckpt.load(folder / CHECKPOINT_FILE)
+        except Exception as err:  # noqa: BLE001
+            warnings.warn(f"cache: checkpoint in {folder} is unreadable ({type(err).__name__}); training from scratch",
+                          stacklevel=2)
+            _discard(folder, (CHECKPOINT_FILE,))
+    return _train(spec, folder, device, progress)
+
+
+def _train(spec: dict, folder: Path, device: torch.device, progress: bool) -> nn.Module:
+    """Train `spec` into `folder` (checkpointing there) and write model.pt, then meta.json."""
+    from .data import loader
+
+    began = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(spec["seed"])
+        model = build_model(spec["model"])
+        strategy = strategy_from_spec(spec["strategy"])
+        data = spec["data"]
+        train_loader = loader(data["name"], data["split"], batch_size=data["batch_size"], device=device,
+                              augment=data["augment"], seed=spec["seed"], val_size=data["val_size"],
+                              split_seed=data["split_seed"])
+        history = fit(model, train_loader, epochs=spec["epochs"], strategy=strategy, checkpoint=folder / CHECKPOINT_FILE,
+                      progress=progress, device=device, **spec["optim"])
+    with atomic_path(folder / MODEL_FILE) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    meta = {
+        "key": folder.name, "spec": spec, "training_version": TRAINING_VERSION, "history": history,
+        "metrics": history[-1], "wall_time_s": time.perf_counter() - began,
+        "train_time_s": sum(r["time_s"] for r in history), "device": str(device),
+        "versions": {"torch": torch.__version__, "ensembles_lib": __version__, "python": platform.python_version()},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_path(folder / META_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    _discard(folder, (CHECKPOINT_FILE,))
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- the CLI's view
+
+
+def _describe(model_spec: dict) -> str:
+    if "ensemble" in model_spec:
+        names = [_describe(m) for m in model_spec["ensemble"]]
+        same = len(set(names)) == 1
+        return f"ensemble({len(names)}x{names[0]}" + ("" if same else "...") + f", {model_spec['combine']})"
+    return model_spec["name"]
+
+
+def list_entries() -> list[dict]:
+    """One dict per artifact folder, oldest first: key, status ("ok", "unfinished" or "corrupt"),
+    a one-line summary, created, wall_time_s, size_bytes, path. Reads only the meta files."""
+    root = artifacts_root()
+    entries = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        entry = {"key": folder.name, "status": "unfinished", "summary": "", "created": None,
+                 "wall_time_s": None, "size_bytes": size, "path": str(folder)}
+        if (folder / META_FILE).exists():
+            try:
+                meta = _read_meta(folder)
+                spec = meta["spec"]
+                entry.update(status="ok" if (folder / MODEL_FILE).exists() else "corrupt",
+                             created=meta.get("created"), wall_time_s=meta.get("wall_time_s"),
+                             summary=f"{_describe(spec['model'])} on {spec['data']['name']}, "
+                                     f"{spec['strategy']['name']}, {spec['epochs']} epochs, seed {spec['seed']}")
+            except (CorruptArtifact, KeyError, TypeError) as err:
+                entry.update(status="corrupt", summary=str(err))
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e["created"] or "", e["key"]))
+
+
+def clear(keys: list[str] | None = None) -> list[str]:
+    """Delete the artifact folders named by `keys` (full keys or unique prefixes); all if None.
+
+    Returns the keys removed. An unknown or ambiguous key is a ValueError and nothing is removed.
+    """
+    root = artifacts_root()
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    if keys is None:
+        chosen = present
+    else:
+        if isinstance(keys, str):
+            keys = [keys]
+        chosen = []
+        for wanted in keys:
+            matches = [k for k in present if k.startswith(wanted)] if wanted else []
+            if len(matches) != 1:
+                why = "matches no artifact" if not matches else f"is ambiguous ({', '.join(matches)})"
+                raise ValueError(f"keys: {wanted!r} {why}; `ensembles cache list` shows the keys")
+            chosen.append(matches[0])
+    for name in chosen:
+        shutil.rmtree(root / name)
+    return chosen

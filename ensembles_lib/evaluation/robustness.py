@@ -1,0 +1,45 @@
+"""Robust accuracy under a set of attacks, all-or-nothing across them (the robustness tables of
+the DVERGE, SQ, CLM and SiN chapters)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .accuracy import check_batch_size, check_inputs, correct
+
+RESERVED = ("clean", "all")
+
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    attacks: dict[str, Callable], batch_size: int = 512) -> dict[str, float]:
+    """Accuracy on clean inputs and under each attack, and the all-or-nothing robust accuracy.
+
+    attacks: name -> `attack(model, x, y) -> x_adv` (e.g. functools.partial(pgd, eps=8/255,
+    steps=20)). Each attack runs on batches of `batch_size`. Returns {"clean": ..., <name>: ...,
+    "all": ...}, fractions in [0, 1], where "all" counts a sample as robust only if it is
+    classified correctly clean and after every attack -- the worst case over the attacks, per
+    sample, as robustness tables report it (it is <= the smallest per-attack accuracy).
+    """
+    check_inputs(x, y)
+    batch_size = check_batch_size(batch_size)
+    if not isinstance(attacks, dict) or not attacks:
+        raise ValueError("attacks must be a non-empty dict name -> attack(model, x, y)")
+    for name, attack in attacks.items():
+        if name in RESERVED:
+            raise ValueError(f"attacks: the name {name!r} is reserved for a result ({', '.join(RESERVED)}); rename it")
+        if not callable(attack):
+            raise ValueError(f"attacks[{name!r}] must be callable attack(model, x, y) -> x_adv")
+    if len(x) == 0:
+        raise ValueError("x is empty: robust_accuracy needs at least one sample")
+    survived = correct(model, x, y, batch_size)
+    results = {"clean": survived.float().mean().item()}
+    for name, attack in attacks.items():
+        ok = torch.cat([correct(model, attack(model, x[i:i + batch_size], y[i:i + batch_size]),
+                                y[i:i + batch_size], batch_size) for i in range(0, len(x), batch_size)])
+        results[name] = ok.float().mean().item()
+        survived &= ok
+    results["all"] = survived.float().mean().item()
+    return results

@@ -1,0 +1,65 @@
+"""Transferability matrices: how often adversarial images made on one model fool another.
+
+The protocol of TREND (Sec. III) and DVERGE (Fig. 1/4): keep only the images every model
+classifies correctly, attack each source model white-box, and count how many of its adversarial
+images each target misclassifies. The diagonal is therefore the white-box success rate.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .accuracy import check_batch_size, check_inputs, correct
+
+
+def _named(models) -> dict[str, nn.Module]:
+    if isinstance(models, dict):
+        named = dict(models)
+    elif isinstance(models, (list, tuple)):
+        named = {f"model {i}": m for i, m in enumerate(models)}
+    else:
+        raise ValueError(f"models must be a dict name -> module or a list of modules, got {type(models).__name__}")
+    if not named:
+        raise ValueError("models is empty: a transfer matrix needs at least one model")
+    for name, model in named.items():
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"models[{name!r}] must be an nn.Module, got {type(model).__name__}")
+    return named
+
+
+def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                    attack: Callable, batch_size: int = 512) -> pd.DataFrame:
+    """DataFrame M with M.loc[source, target] = fraction of the adversarial images generated on
+    `source` (from the images every model gets right) that `target` misclassifies, in [0, 1].
+
+    models: dict name -> model, or a list (named "model 0", "model 1", ...). attack:
+    `attack(model, x, y) -> x_adv`, run on batches of `batch_size`. `M.attrs["n_images"]` is the
+    number of images used, `M.attrs["n_total"]` the number given. ValueError if no image is
+    classified correctly by every model.
+    """
+    named = _named(models)
+    check_inputs(x, y)
+    batch_size = check_batch_size(batch_size)
+    if not callable(attack):
+        raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
+    keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    for model in named.values():
+        keep &= correct(model, x, y, batch_size)
+    if not keep.any():
+        raise ValueError(f"no image of the {len(x)} given is classified correctly by every model; use more images")
+    x_kept, y_kept = x[keep], y.to(x.device)[keep]
+    names = list(named)
+    table = pd.DataFrame(0.0, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
+    for source in names:
+        x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
+                           for i in range(0, len(x_kept), batch_size)])
+        for target in names:
+            fooled = ~correct(named[target], x_adv, y_kept, batch_size)
+            table.loc[source, target] = fooled.float().mean().item()
+    table.attrs["n_images"] = int(keep.sum().item())
+    table.attrs["n_total"] = len(x)
+    return table

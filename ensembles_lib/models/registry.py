@@ -1,0 +1,92 @@
+"""The model registry: architectures by name, built with validated options.
+
+`build(name, num_classes, in_channels, **options)` returns an nn.Module that takes float NCHW
+images in [0, 1] and returns (N, num_classes) logits. Each architecture registers a builder
+`builder(num_classes, in_channels, normalize, **its_options)`; the options below are common
+to every architecture and handled here:
+
+- mean, std: the first layer's `Normalize` (scalar or one per channel; default 0.5 / 0.5).
+- input_bits, halftone, weight_bits, activation_bits, activation_clip, input_range: TREND's
+  quantised members, applied with `quantize_model` (see quantize.py).
+
+Used by every chapter, and by the cache, which keys trained models on (name, options).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from .layers import positive_int
+from .normalize import Normalize
+from .quantize import check_quantize_options, quantize_model
+
+COMMON_OPTIONS: dict[str, Any] = {
+    "mean": 0.5,
+    "std": 0.5,
+    "input_bits": None,
+    "halftone": False,
+    "weight_bits": None,
+    "activation_bits": None,
+    "activation_clip": 1.0,
+    "input_range": "unit",
+}
+
+_BUILDERS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
+
+
+def register(name: str, **fixed: Any) -> Callable:
+    """Decorator: register `builder` under `name`, with `fixed` keyword arguments bound."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _BUILDERS:
+            raise ValueError(f"model name {name!r} is already registered")
+        _BUILDERS[name] = (builder, fixed)
+        return builder
+
+    return decorate
+
+
+def names() -> list[str]:
+    """Every registered architecture name, sorted."""
+    return sorted(_BUILDERS)
+
+
+def _lookup(name: str) -> tuple[Callable[..., nn.Module], dict[str, Any]]:
+    if name not in _BUILDERS:
+        raise ValueError(f"name must be one of {names()}, got {name!r}")
+    return _BUILDERS[name]
+
+
+def options(name: str) -> dict[str, Any]:
+    """The options `build(name, ...)` accepts, with their defaults (architecture's, then common)."""
+    builder, fixed = _lookup(name)
+    own = {p.name: p.default for p in inspect.signature(builder).parameters.values()
+           if p.default is not inspect.Parameter.empty and p.name not in fixed}
+    return {**own, **COMMON_OPTIONS}
+
+
+def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -> nn.Module:
+    """A freshly initialised `name` model for `in_channels`-channel images and `num_classes`.
+
+    Unknown names and options raise ValueError listing the valid ones, before anything is built.
+    """
+    builder, fixed = _lookup(name)
+    positive_int(num_classes, "num_classes")
+    positive_int(in_channels, "in_channels")
+    valid = options(name)
+    for key in opts:
+        if key not in valid:
+            raise ValueError(f"unknown option {key!r} for model {name!r}; valid options: {sorted(valid)}")
+    common = {key: opts.pop(key, default) for key, default in COMMON_OPTIONS.items()}
+    quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std")}
+    check_quantize_options(**quant)
+    normalize = Normalize(common["mean"], common["std"], channels=in_channels)
+    model = builder(num_classes, in_channels, normalize, **fixed, **opts)
+    if any(quant[key] not in (None, False)
+           for key in ("input_bits", "halftone", "weight_bits", "activation_bits")):
+        model = quantize_model(model, **quant, inplace=True)
+    return model
