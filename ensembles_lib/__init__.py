@@ -5,3 +5,7 @@ float NCHW in [0, 1], normalisation inside models, attack budgets in pixel units
 """
 
 __version__ = "0.1.0"
+
+from .ensembles import Ensemble
+
+__all__ = ["Ensemble"]

@@ -65,7 +65,7 @@ def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
 
 
 def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator: torch.Generator) -> torch.Tensor:
-    """Each sample, with probability p, shrunk to a random integer size in [ceil(H / resize_rate), H]
+    """Each sample, with probability p, shrunk to a random integer size in [floor(H / resize_rate), H]
     and placed at a random offset on a zero canvas of the original size; differentiable in x.
 
     Done as one batched affine grid sample so that per-sample sizes cost no Python loop.
@@ -73,7 +73,7 @@ def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator:
     n, _, h, w = x.shape
     dev = x.device
     apply = torch.rand(n, generator=generator, device=dev) < p
-    low = math.ceil(h / resize_rate)
+    low = max(1, math.floor(h / resize_rate))
     rnd = torch.randint(low, h + 1, (n,), generator=generator, device=dev).float()
     rnd = torch.where(apply, rnd, torch.full_like(rnd, h))
     scale = rnd / h

@@ -1,8 +1,11 @@
 """Transferability matrices: how often adversarial images made on one model fool another.
 
-The protocol of TREND (Sec. III) and DVERGE (Fig. 1/4): keep only the images every model
-classifies correctly, attack each source model white-box, and count how many of its adversarial
-images each target misclassifies. The diagonal is therefore the white-box success rate.
+The protocol of TREND (Sec. III, "Transferability") and DVERGE (Sec. 4.2): keep only the images
+every model classifies correctly, attack each source model white-box, and count how many of its
+adversarial images each target misclassifies, as a fraction of the images kept. The diagonal is
+therefore the white-box success rate. TREND counts an image as transferred only if its
+adversarial version fools both the source and the target (`require_source_fooled=True`); the
+two counts differ only by the rare images the white-box attack fails on.
 """
 
 from __future__ import annotations
@@ -32,20 +35,23 @@ def _named(models) -> dict[str, nn.Module]:
 
 
 def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
-                    attack: Callable, batch_size: int = 512) -> pd.DataFrame:
+                    attack: Callable, batch_size: int = 512, require_source_fooled: bool = False) -> pd.DataFrame:
     """DataFrame M with M.loc[source, target] = fraction of the adversarial images generated on
     `source` (from the images every model gets right) that `target` misclassifies, in [0, 1].
 
     models: dict name -> model, or a list (named "model 0", "model 1", ...). attack:
     `attack(model, x, y) -> x_adv`, run on batches of `batch_size`. `M.attrs["n_images"]` is the
-    number of images used, `M.attrs["n_total"]` the number given. ValueError if no image is
-    classified correctly by every model.
+    number of images used, `M.attrs["n_total"]` the number given. With require_source_fooled,
+    an image counts for a target only if it also fools its source (TREND's definition). ValueError
+    if no image is classified correctly by every model. Used by the TREND and DVERGE chapters.
     """
     named = _named(models)
     check_inputs(x, y)
     batch_size = check_batch_size(batch_size)
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
+    if not isinstance(require_source_fooled, bool):
+        raise ValueError(f"require_source_fooled must be True or False, got {require_source_fooled!r}")
     keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for model in named.values():
         keep &= correct(model, x, y, batch_size)
@@ -57,8 +63,11 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     for source in names:
         x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
                            for i in range(0, len(x_kept), batch_size)])
+        source_fooled = ~correct(named[source], x_adv, y_kept, batch_size)
         for target in names:
             fooled = ~correct(named[target], x_adv, y_kept, batch_size)
+            if require_source_fooled:
+                fooled &= source_fooled
             table.loc[source, target] = fooled.float().mean().item()
     table.attrs["n_images"] = int(keep.sum().item())
     table.attrs["n_total"] = len(x)

@@ -21,8 +21,10 @@ ATTACK_NAMES = ("fgsm", "ifgsm", "pgd")
 
 
 def outputs_log_probs(model: nn.Module) -> bool:
-    """True when `model` returns log-probabilities (an Ensemble with combine="prob"), not logits."""
-    return bool(getattr(model, "outputs_log_probs", False))
+    """True when `model` returns log-probabilities (an Ensemble with combine="prob"), not logits:
+    it says so with an `outputs_log_probs` attribute, or it has `combine == "prob"`."""
+    flag = getattr(model, "outputs_log_probs", None)
+    return bool(flag) if flag is not None else getattr(model, "combine", None) == "prob"
 
 
 def classification_loss(model: nn.Module, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
