@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -57,47 +56,48 @@ def as_augment(augment: bool | Augment | None) -> Augment:
     raise ValueError(f"augment must be True, False or an Augment(crop_padding, flip, cutout), got {augment!r}")
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image of (N, C, H, W) by its own (dy, dx) in [-padding, padding], zero-filling."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), device=x.device, generator=generator)
-    rows = (offsets[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (offsets[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    # Two gathers (rows, then columns) keep the work proportional to the output size.
-    padded = padded.gather(2, rows.expand(n, x.shape[1], h, padded.shape[3]))
-    return padded.gather(3, cols.expand(n, x.shape[1], h, w))
+def crop_and_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """Random crop with zero padding, then random horizontal flip, of a uint8 (N, H, W, C) batch.
+
+    Each image is shifted by its own (dy, dx) in [-padding, padding] (pixels leaving the frame are
+    lost, pixels entering it are zero) and, if `flip`, mirrored with probability 1/2. Both are
+    one gather: output pixel (i, j) reads source pixel (i + dy, j' + dx), with j' = W - 1 - j
+    for mirrored images, or is zero when that lies outside the image.
+    """
+    n, h, w, c = x.shape
+    device = x.device
+    shift = torch.randint(-padding, padding + 1, (2, n), device=device, generator=generator)
+    mirrored = torch.rand(n, device=device, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool, device=device)
+    cols = torch.arange(w, device=device)
+    src_rows = torch.arange(h, device=device) + shift[0, :, None]  # (N, H)
+    src_cols = torch.where(mirrored[:, None], w - 1 - cols, cols) + shift[1, :, None]  # (N, W)
+    inside = ((src_rows >= 0) & (src_rows < h))[:, :, None] & ((src_cols >= 0) & (src_cols < w))[:, None, :]
+    flat = (src_rows.clamp(0, h - 1) * w)[:, :, None] + src_cols.clamp(0, w - 1)[:, None, :]  # (N, H, W)
+    out = x.reshape(n, h * w, c).gather(1, flat.reshape(n, h * w, 1).expand(n, h * w, c)).reshape(n, h, w, c)
+    return out * inside[..., None]
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
-def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero a size x size square per image, centred uniformly in the image, clipped at borders."""
-    n, _, h, w = x.shape
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Zero a size x size square per (N, H, W, C) image, centred uniformly in it, clipped at borders."""
+    n, h, w, _ = x.shape
     cy = torch.randint(0, h, (n, 1), device=x.device, generator=generator)
     cx = torch.randint(0, w, (n, 1), device=x.device, generator=generator)
     ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
     in_rows = (ys >= cy - size // 2) & (ys < cy - size // 2 + size)
     in_cols = (xs >= cx - size // 2) & (xs < cx - size // 2 + size)
     keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
-    return x * keep[:, None].to(x.dtype)
+    return x * keep[..., None].to(x.dtype)
 
 
 def prepare_batch(images: torch.Tensor, augment: Augment, generator: torch.Generator | None) -> torch.Tensor:
     """uint8 (N, H, W, C) on the device -> augmented float32 (N, C, H, W) in [0, 1]."""
-    x = images.permute(0, 3, 1, 2)
     # Augmenting the uint8 batch moves a quarter of the bytes that float32 would.
-    if augment.crop_padding:
-        x = random_crop(x, augment.crop_padding, generator)
-    if augment.flip:
-        x = random_flip(x, generator)
+    x = images
+    if augment.crop_padding or augment.flip:
+        x = crop_and_flip(x, augment.crop_padding, augment.flip, generator)
     if augment.cutout:
         x = cutout(x, augment.cutout, generator)
-    return x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+    return x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

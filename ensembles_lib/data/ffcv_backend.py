@@ -100,7 +100,8 @@ class FFCVLoader:
         self.loader = Loader(
             str(self.path),
             batch_size=batch_size,
-            num_workers=num_workers or os.cpu_count() or 1,
+            # FFCV sets torch's thread count to this on every epoch: keep torch's own.
+            num_workers=num_workers or torch.get_num_threads(),
             order=OrderOption.RANDOM if shuffle else OrderOption.SEQUENTIAL,
             seed=seed,
             drop_last=drop_last,

@@ -23,10 +23,14 @@ BACKENDS = ("auto", "ffcv", "tensor")
 
 def ffcv_available() -> bool:
     """True when FFCV (and its compiled extension) imports here."""
+    threads = torch.get_num_threads()
     try:
         import ffcv.loader  # noqa: F401
     except Exception:  # noqa: BLE001 - a broken build raises ImportError, OSError, numba errors...
         return False
+    finally:
+        # Importing FFCV sets torch's thread count to 1 for the whole process; undo that.
+        torch.set_num_threads(threads)
     return True
 
 
