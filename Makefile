@@ -48,6 +48,7 @@ data: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/attack.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

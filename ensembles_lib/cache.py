@@ -39,8 +39,11 @@ import torch
 from torch import nn
 
 from . import __version__
+from .data import BACKENDS, loader
 from .data.catalog import check_name, check_split
 from .data.dataset import DataError
+from .ensembles import Ensemble
+from .models import build
 from .paths import atomic_path, data_root
 from .training import TRAINING_VERSION, fit, strategy_from_spec
 from .training import checkpoint as ckpt
@@ -51,8 +54,9 @@ KEY_LENGTH = 16  # hex digits of the SHA-256 used as the folder name (64 bits)
 
 SPEC_KEYS = {"model": True, "data": True, "strategy": False, "optim": True, "epochs": True, "seed": True}
 DATA_KEYS = {"name": None, "split": None, "batch_size": None, "augment": False, "val_size": 0.1, "split_seed": 0}
-OPTIM_DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items()
-                  if name in ("optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule", "milestones", "gamma")}
+OPTIM_NAMES = ("optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule", "milestones", "gamma")
+# fit's own defaults, so a spec that spells a default out and one that omits it share a key
+OPTIM_DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items() if name in OPTIM_NAMES}
 
 
 def artifacts_root() -> Path:
@@ -95,7 +99,8 @@ def _model_spec(where: str, spec) -> dict:
         if not isinstance(spec["combine"], str):
             raise ValueError(f"spec{where}['combine'] must be a string, got {spec['combine']!r}")
         return {"ensemble": [_model_spec(f"{where}['ensemble'][{i}]", m) for i, m in enumerate(members)],
-                "combine": spec["combine"], "options": dict(_require_dict(f"{where}['options']", spec.get("options", {})))}
+                "combine": spec["combine"],
+                "options": dict(_require_dict(f"{where}['options']", spec.get("options", {})))}
     _check_keys(where, spec, {"name": True, "num_classes": True, "in_channels": True, "options": False})
     if not isinstance(spec["name"], str):
         raise ValueError(f"spec{where}['name'] must be an architecture name, got {spec['name']!r}")
@@ -150,11 +155,7 @@ def key(spec: dict) -> str:
 def build_model(spec: dict) -> nn.Module:
     """The (untrained) model a normalised model spec describes: one architecture or an Ensemble."""
     if "ensemble" in spec:
-        from .ensembles import Ensemble
-
         return Ensemble([build_model(m) for m in spec["ensemble"]], combine=spec["combine"], **spec["options"])
-    from .models import build
-
     return build(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"], **spec["options"])
 
 
@@ -202,14 +203,20 @@ def _discard(folder: Path, files=(MODEL_FILE, META_FILE, CHECKPOINT_FILE)) -> No
         (folder / name).unlink(missing_ok=True)
 
 
-def trained(spec: dict, *, progress: bool = True, device: str | torch.device | None = None) -> nn.Module:
+def trained(spec: dict, *, progress: bool = True, device: str | torch.device | None = None,
+            backend: str = "auto") -> nn.Module:
     """The trained model `spec` describes, in eval mode on `device` (default: CUDA if available).
+
+    `backend` picks the loader back end when training ("auto", "ffcv", "tensor"); both give the
+    same batches, so it is not part of the key (neither is `device`).
 
     Loads the artifact if a sound one exists; otherwise trains (resuming a killed run from its
     checkpoint) and stores it. Invalid specs raise ValueError before anything is built or read.
     The caller's global random state is left as it was. Used by every chapter that trains.
     """
     spec = normalize(spec)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
     folder = artifacts_root() / key(spec)
     device = _default_device() if device is None else torch.device(device)
     if (folder / META_FILE).exists() or (folder / MODEL_FILE).exists():
@@ -227,26 +234,23 @@ def trained(spec: dict, *, progress: bool = True, device: str | torch.device | N
             warnings.warn(f"cache: checkpoint in {folder} is unreadable ({type(err).__name__}); training from scratch",
                           stacklevel=2)
             _discard(folder, (CHECKPOINT_FILE,))
-    return _train(spec, folder, device, progress)
+    return _train(spec, folder, device, progress, backend)
 
 
-def _train(spec: dict, folder: Path, device: torch.device, progress: bool) -> nn.Module:
+def _train(spec: dict, folder: Path, device: torch.device, progress: bool, backend: str) -> nn.Module:
     """Train `spec` into `folder` (checkpointing there) and write model.pt, then meta.json."""
-    from .data import loader
-
     began = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with ckpt.fork_rng(device):
         torch.manual_seed(spec["seed"])
         model = build_model(spec["model"])
         strategy = strategy_from_spec(spec["strategy"])
         data = spec["data"]
         train_loader = loader(data["name"], data["split"], batch_size=data["batch_size"], device=device,
-                              augment=data["augment"], seed=spec["seed"], val_size=data["val_size"],
-                              split_seed=data["split_seed"])
-        history = fit(model, train_loader, epochs=spec["epochs"], strategy=strategy, checkpoint=folder / CHECKPOINT_FILE,
-                      progress=progress, device=device, **spec["optim"])
+                              augment=data["augment"], backend=backend, seed=spec["seed"],
+                              val_size=data["val_size"], split_seed=data["split_seed"])
+        history = fit(model, train_loader, epochs=spec["epochs"], strategy=strategy,
+                      checkpoint=folder / CHECKPOINT_FILE, progress=progress, device=device, **spec["optim"])
     with atomic_path(folder / MODEL_FILE) as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     meta = {

@@ -1,4 +1,8 @@
-"""The `ensembles` command. `ensembles data [NAME ...]` decodes and caches datasets (`make data`)."""
+"""The `ensembles` command.
+
+`ensembles data [NAME ...]` decodes and caches datasets (`make data`); `ensembles cache list`
+shows the trained-model artifacts and `ensembles cache clear [KEY ...]` deletes them.
+"""
 
 from __future__ import annotations
 
@@ -30,15 +34,38 @@ def prepare_data(names: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cache_command(action: str, keys: list[str]) -> int:
+    from . import cache
+
+    if action == "list":
+        entries = cache.list_entries()
+        if not entries:
+            print(f"no trained-model artifacts under {cache.artifacts_root()}")
+        for e in entries:
+            wall = f"{e['wall_time_s']:.0f}s" if e["wall_time_s"] is not None else "-"
+            print(f"{e['key'][:16]}  {e['status']:<10} {wall:>7} {e['size_bytes'] / 1e6:8.1f} MB  {e['summary']}")
+        return 0
+    try:
+        removed = cache.clear(keys or None)
+    except ValueError as err:
+        print(f"ensembles cache clear: {err}", file=sys.stderr)
+        return 2
+    print(f"removed {len(removed)} artifact(s)" + "".join(f"\n  {k}" for k in removed))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ensembles", description="The robust-ensembles companion's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="decode and cache datasets under the data root")
     data.add_argument("names", nargs="*", help=f"dataset names (default: all of {', '.join(catalog.NAMES)})")
+    cache_parser = commands.add_parser("cache", help="list or clear trained-model artifacts")
+    cache_parser.add_argument("action", choices=("list", "clear"))
+    cache_parser.add_argument("keys", nargs="*", help="clear: artifact keys or unique prefixes (default: all)")
     args = parser.parse_args(argv)
     if args.command == "data":
         return prepare_data(args.names)
-    return 2
+    return cache_command(args.action, args.keys)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from ensembles_lib.data import catalog
+
+# Tiny test models run many times slower on two torch threads whenever anything else shares the
+# two cores (the threads wait on each other); one thread keeps the whole suite fast and steady.
+torch.set_num_threads(1)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchattacks
 
-from ensembles_lib import attacks
+from ensembles_lib import Ensemble, attacks
 from ensembles_lib.attacks import (autoattack, build_autoattack, cw_margin, cross_entropy, di2fgsm, ensemble_direction,
                                    ensemble_pgd, fgsm, gradient, ifgsm, mifgsm, pgd, sgm, square)
 from ensembles_lib.data import get
@@ -42,15 +42,6 @@ def small_resnet() -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), Block(16),
                          nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
                          nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny 8x8 models run fastest on one thread, and far faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -279,13 +270,25 @@ def test_eot_gradient_averages_over_random_draws():
     torch.testing.assert_close(g[0] + g[3], torch.tensor(0.5))
 
 
-def test_attack_on_random_model_is_seeded_and_leaves_global_rng_alone(trained):
+def test_eot_gradient_over_a_random_ensemble():
+    a, b = Linear4([1.0, 0.0, 0.0, 0.0], b=-0.5), Linear4([0.0, 0.0, 0.0, 1.0], b=-0.5)
+    x, y = torch.full((1, 1, 1, 4), 0.5), torch.tensor([0])
+    g = gradient(Ensemble([a, b], combine="random", seed=0), x, y, eot_samples=400).flatten()
+    assert abs(g[0].item() - 0.25) < 0.05 and abs(g[3].item() - 0.25) < 0.05
+
+
+@pytest.mark.parametrize("kind", ["global_rng", "ensemble_generator"])
+def test_attack_on_random_model_is_seeded_and_leaves_rng_streams_alone(kind, trained):
     model, x, y = trained
-    rand_model = RandomMember([model, small_resnet().eval()])
-    state = torch.get_rng_state()
+    members = [model, small_resnet().eval()]
+    rand_model = RandomMember(members) if kind == "global_rng" else Ensemble(members, combine="random", seed=0)
+    states = torch.get_rng_state(), rand_model.generator.get_state() if kind != "global_rng" else None
     first = pgd(rand_model, x[:50], y[:50], eps=EPS, steps=3, eot_samples=2, seed=11)
-    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(torch.get_rng_state(), states[0])
+    if kind != "global_rng":
+        assert torch.equal(rand_model.generator.get_state(), states[1])
     assert torch.equal(first, pgd(rand_model, x[:50], y[:50], eps=EPS, steps=3, eot_samples=2, seed=11))
+    assert not torch.equal(first, pgd(rand_model, x[:50], y[:50], eps=EPS, steps=3, eot_samples=2, seed=12))
 
 
 # ---- the attack contract ---------------------------------------------------------------------
@@ -347,6 +350,19 @@ def test_sgm_runs_on_the_library_resnet20():
     assert (skipped - x).abs().max() <= EPS + 1e-6 and not torch.equal(skipped, plain)
 
 
+def test_colour_inputs_come_back_contiguous_nchw_and_unchanged():
+    # 3-channel CPU inputs are iterated in channels-last layout; callers still get plain NCHW
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6)
+    before = x.clone()
+    for x_adv in (pgd(model, x, y, eps=EPS, steps=3), ifgsm(model, x, y, eps=EPS, steps=3),
+                  ensemble_pgd([model, model], x, y, eps=EPS, steps=3)):
+        assert x_adv.is_contiguous() and x_adv.shape == x.shape
+        assert (x_adv - x).abs().max() <= EPS + 1e-6 and not torch.equal(x_adv, x)
+    assert torch.equal(x, before)
+
+
 BAD_ARGS = [
     (fgsm, dict(eps=-0.1), "eps"),
     (fgsm, dict(eps=2.0), "eps"),
@@ -398,9 +414,18 @@ def test_autoattack_uses_the_official_iteration_counts(trained):
     assert components[1].n_target_classes == 9 and components[3].n_queries == 5000
 
 
-def test_autoattack_is_at_least_as_strong_as_pgd(trained):
+@pytest.mark.slow
+def test_autoattack_is_at_least_as_strong_as_pgd_and_keeps_the_contract(trained):
     model, x, y = trained
     x, y = x[:64], y[:64]
-    x_adv = autoattack(model, x, y, eps=EPS)
+    model.train()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    try:
+        x_adv = autoattack(model, x, y, eps=EPS)  # FAB calls .backward(): the frozen parameters keep .grad at 0
+        assert model.training and all(p.grad.abs().max() == 0 for p in model.parameters())
+    finally:
+        model.eval()
+        model.zero_grad(set_to_none=True)
     assert (x_adv - x).abs().max() <= EPS + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert accuracy(model, x_adv, y) <= accuracy(model, pgd(model, x, y, eps=EPS, steps=20), y)

@@ -16,15 +16,6 @@ from ensembles_lib.evaluation import accuracy
 from ensembles_lib.training import Adversarial, SpecAttack, Standard, fit, lr_at, strategy_from_spec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train faster on one thread, and do not stall when other processes load the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def digits_cnn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return models.build("small_cnn", num_classes=10, in_channels=1, width=8)

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_batch, check_choice, check_count, check_eps, step_or_default
-from .gradient import attack_mode, generator, gradient, project, uniform_start
+from .gradient import attack_mode, generator, gradient, project, uniform_start, working_layout
 from .losses import LossFn, get_loss
 
 RULES = ("gradient_average", "sign_all", "sign_average")
@@ -55,10 +55,10 @@ def ensemble_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
     get_loss(loss)
     check_count(eot_samples, "eot_samples")
     check_batch(x, y)
-    x = x.detach()
+    x = working_layout(x.detach())
     with attack_mode(members, seed, x.device):
         x_adv = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
         for _ in range(steps):
             direction = ensemble_direction([gradient(m, x_adv, y, loss, eot_samples) for m in members], rule)
             x_adv = project(x_adv + step * direction, x, eps)
-        return x_adv.detach()
+        return x_adv.detach().contiguous()

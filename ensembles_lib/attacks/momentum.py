@@ -20,7 +20,7 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
            step: Optional[float] = None, mu: float = 1.0, loss: Union[str, LossFn] = "ce",
            eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
     """Momentum iterative FGSM: sign steps along g_{t+1} = mu g_t + grad / ||grad||_1
-    (Dong et al. 2018, Eq. 6-7); `step` defaults to eps / steps, mu to the paper's 1.0."""
+    (Dong et al. 2018); `step` defaults to eps / steps, mu to the paper's 1.0."""
     eps = check_eps(eps)
     steps = check_count(steps, "steps")
     step = step_or_default(step, eps / steps)
@@ -37,8 +37,8 @@ def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
             step: Optional[float] = None, p: float = 0.5, resize_rate: float = 1.1, mu: float = 0.0,
             loss: Union[str, LossFn] = "ce", eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
     """Diverse-inputs iterative FGSM: every gradient is taken through a random resize-and-pad of
-    each sample, applied with probability `p` (Xie et al. 2019, Eq. 3-4). mu > 0 adds momentum
-    (M-DI2-FGSM, their Eq. 5). `step` defaults to eps / steps.
+    each sample, applied with probability `p` (Xie et al. 2019). mu > 0 adds momentum
+    (M-DI2-FGSM). `step` defaults to eps / steps.
 
     Xie et al. enlarge a 299-pixel image to a random size in [299, 330) and pad it to 330; we keep
     the model's input size instead (our models have fixed input sizes): a sample is shrunk by a

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_batch, check_choice, check_count, check_eps, step_or_default
-from .gradient import attack_mode, generator, gradient, project, uniform_start
+from .gradient import attack_mode, generator, gradient, project, uniform_start, working_layout
 from .losses import LossFn, get_loss
 
 STEP_RULES = ("sign", "adam")
@@ -40,7 +40,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
     check_choice(step_rule, "step_rule", STEP_RULES)
     check_count(eot_samples, "eot_samples")
     check_batch(x, y)
-    x = x.detach()
+    x = working_layout(x.detach())
     with attack_mode(model, seed, x.device):
         gen = generator(seed, x.device)
         run = _adam_run if step_rule == "adam" else _sign_run
@@ -50,7 +50,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
             return run(lambda xa: gradient(model, xa, ys, loss, eot_samples), xs, start, eps, step, steps)
 
         if restarts == 1:
-            return attack(x, y)
+            return attack(x, y).contiguous()
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(restarts):
@@ -61,7 +61,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
                 fooled[idx] = model(x_r).argmax(dim=1) != y[idx]
             if fooled.all():
                 break
-        return best
+        return best.contiguous()
 
 
 def _sign_run(grad_fn, x, x_adv, eps, step, steps):

@@ -26,7 +26,7 @@ def residual_blocks(model: nn.Module) -> List[nn.Module]:
 @contextlib.contextmanager
 def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
     """While active, each residual block passes back g_shortcut + gamma * g_branch instead of
-    g_shortcut + g_branch (Wu et al. 2020, Eq. 8-9, with their gamma in (0, 1]).
+    g_shortcut + g_branch (Wu et al. 2020, with their gamma in (0, 1]).
 
     The block's full backward hook sees the total input gradient; the shortcut's hook sees the
     skip part; their difference is the branch part, which is scaled. Raises ValueError when the

@@ -130,12 +130,10 @@ def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
     2..16 bits: symmetric uniform grid, step max|w| / (2**(bits-1) - 1), round to nearest;
     2**bits - 1 levels, keeping zero exactly representable.
     """
-    scale = weight.abs().amax()
-    if scale == 0:
-        return weight.clone()
     if bits == 1:
         return torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype) * weight.abs().mean()
-    step = scale / (2 ** (bits - 1) - 1)
+    # The floor keeps an all-zero weight at zero without a data-dependent branch (a GPU sync).
+    step = (weight.abs().amax() / (2 ** (bits - 1) - 1)).clamp_min(torch.finfo(weight.dtype).tiny)
     return torch.round(weight / step) * step
 
 

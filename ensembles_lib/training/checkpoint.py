@@ -42,6 +42,16 @@ def set_rng_state(state: dict) -> None:
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
 
 
+def fork_rng(device: torch.device):
+    """torch.random.fork_rng over the CPU generator and, for a CUDA `device`, that device's generator:
+    randomness drawn inside the block does not change what is drawn after it."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.random.fork_rng(devices=[index])
+
+
 def save(path: Path | str, state: dict) -> None:
     """Write `state` to `path` atomically with torch.save."""
     with atomic_path(path) as tmp:

@@ -159,8 +159,7 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         rng_after_training = ckpt.rng_state()
         if eval_fn is not None:
             model.eval()
-            devices = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
+            with ckpt.fork_rng(device):
                 extra = eval_fn(model)
             if not isinstance(extra, dict):
                 raise ValueError(f"eval_fn must return a dict of metrics, got {type(extra).__name__}")
@@ -168,7 +167,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         record["time_s"] = time.perf_counter() - began
         history.append(record)
         if progress:
-            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch")
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in record.items() if k != "epoch")
             tqdm.write(f"epoch {epoch + 1}/{epochs}: {shown}")
         if checkpoint is not None:
             ckpt.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import attacks
+
 ATTACK_NAMES = ("fgsm", "ifgsm", "pgd")
 
 
@@ -93,11 +95,14 @@ class Adversarial:
             x_adv = self.attack(model, x, y)
         scores = model(torch.cat([x, x_adv.detach()]))
         clean, adv = scores[: len(x)], scores[len(x):]
-        loss = (classification_loss(model, clean, y) + self.rho * classification_loss(model, adv, y)) / (1.0 + self.rho)
+        loss_clean, loss_adv = classification_loss(model, clean, y), classification_loss(model, adv, y)
+        loss = (loss_clean + self.rho * loss_adv) / (1.0 + self.rho)  # SiN Eq. 3 (Eq. 4 for an Ensemble)
         return loss, clean
 
     def spec(self) -> dict:
-        attack = self.attack_spec if self.attack_spec is not None else {"name": getattr(self.attack, "__name__", repr(self.attack))}
+        attack = self.attack_spec
+        if attack is None:
+            attack = {"name": getattr(self.attack, "__name__", repr(self.attack))}
         return {"name": "adversarial", "rho": self.rho, "attack": attack}
 
     def __repr__(self) -> str:
@@ -113,12 +118,11 @@ class SpecAttack:
 
     def __init__(self, spec: dict):
         if not isinstance(spec, dict) or "name" not in spec:
-            raise ValueError(f"attack spec must be a dict with a 'name' (one of {', '.join(ATTACK_NAMES)}), got {spec!r}")
+            raise ValueError(f"attack spec must be a dict with a 'name' (one of {', '.join(ATTACK_NAMES)}), "
+                             f"got {spec!r}")
         name = spec["name"]
         if name not in ATTACK_NAMES:
             raise ValueError(f"attack name {name!r} is not supported: use one of {', '.join(ATTACK_NAMES)}")
-        from .. import attacks
-
         self.function = getattr(attacks, name)
         self.kwargs = {k: v for k, v in spec.items() if k != "name"}
         self.spec = dict(spec)
@@ -127,7 +131,8 @@ class SpecAttack:
         accepted = [p for p, info in parameters.items() if info.kind == info.KEYWORD_ONLY]
         unknown = sorted(set(self.kwargs) - set(accepted))
         if unknown:
-            raise ValueError(f"attack {name!r}: unknown parameter(s) {', '.join(unknown)}; it accepts {', '.join(accepted)}")
+            raise ValueError(f"attack {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"it accepts {', '.join(accepted)}")
         missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in self.kwargs]
         if missing:
             raise ValueError(f"attack {name!r}: missing parameter(s) {', '.join(missing)}")
@@ -158,7 +163,8 @@ def strategy_from_spec(spec: dict):
     allowed = {"standard": {"name"}, "adversarial": {"name", "rho", "attack"}}[spec["name"]]
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise ValueError(f"strategy {spec['name']!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(f"strategy {spec['name']!r}: unknown key(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
     if spec["name"] == "standard":
         return Standard()
     if "attack" not in spec:

@@ -1,0 +1,177 @@
+"""accuracy, robust_accuracy (all-or-nothing), transfer_matrix (the papers' protocol) and the plots,
+on hand-built models whose behaviour under each hand-built attack is known exactly."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ensembles_lib.evaluation import accuracy, predict, robust_accuracy, transfer_matrix  # noqa: E402
+from ensembles_lib.plots import accuracy_vs_eps, transfer_heatmap  # noqa: E402
+
+
+class Reader(nn.Module):
+    """A two-class model that reads features of a (N, 1, 1, 3) image: class 1 iff w . x > 0.5.
+
+    `attacked` lists the features an attack on this model flips (x -> 1 - x); normally the ones it
+    reads, but a model can be given a misleading list to make its own white-box attack fail.
+    """
+
+    def __init__(self, weights, attacked=None):
+        super().__init__()
+        self.register_buffer("w", torch.tensor(weights + [0.0] * (3 - len(weights))))
+        self.attacked = attacked if attacked is not None else [i for i, v in enumerate(weights) if v]
+
+    def forward(self, x):
+        score = x.flatten(1) @ self.w - 0.5
+        return torch.stack([-score, score], dim=1)
+
+
+def flip(model, x, y):
+    """The 'white-box attack': flip the features this model is known to be attacked through."""
+    x_adv = x.clone()
+    x_adv[:, 0, 0, model.attacked] = 1 - x_adv[:, 0, 0, model.attacked]
+    return x_adv
+
+
+def images(n: int, disagree: int = 0):
+    """n images, labels alternating 0/1, features 0 and 1 at 0.8 (label 1) or 0.2 (label 0), feature 2
+    the index / n. The last `disagree` images have feature 1 contradicting the label."""
+    y = torch.arange(n) % 2
+    value = 0.2 + 0.6 * y.float()
+    x = torch.stack([value, value, torch.arange(n).float() / n], dim=1).reshape(n, 1, 1, 3)
+    if disagree:
+        x[n - disagree:, 0, 0, 1] = 1 - x[n - disagree:, 0, 0, 1]
+    return x, y
+
+
+A = Reader([1.0])            # reads feature 0
+B = Reader([0.0, 1.0])       # reads feature 1
+C = Reader([0.7, 0.3])       # reads both, dominated by feature 0
+
+
+def test_accuracy_and_predict_restore_mode():
+    x, y = images(10, disagree=4)
+    B.train()
+    assert accuracy(B, x, y) == pytest.approx(0.6)
+    assert B.training
+    B.eval()
+    assert accuracy(A, x, y, batch_size=3) == 1.0
+    assert predict(C, x).tolist() == y.tolist()
+    with pytest.raises(ValueError, match="batch_size"):
+        accuracy(A, x, y, batch_size=0)
+    with pytest.raises(ValueError, match="y"):
+        accuracy(A, x, y[:5])
+
+
+def test_transfer_matrix_known_values():
+    x, y = images(20, disagree=5)  # B gets the last 5 wrong: they are dropped
+    df = transfer_matrix({"A": A, "B": B, "C": C}, x, y, flip, batch_size=4)
+    expected = pd.DataFrame([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]],
+                            index=["A", "B", "C"], columns=["A", "B", "C"])
+    pd.testing.assert_frame_equal(df, expected, check_names=False)
+    assert df.index.name == "source" and df.columns.name == "target"
+    assert df.attrs == {"n_images": 15, "n_total": 20}
+
+
+def test_transfer_matrix_list_names_and_source_fooled_rule():
+    x, y = images(12)
+    decoy = Reader([1.0], attacked=[1])  # its own attack misses it but fools B
+    plain = transfer_matrix([decoy, B], x, y, flip)
+    assert list(plain.index) == ["model 0", "model 1"]
+    assert plain.loc["model 0", "model 1"] == 1.0 and plain.loc["model 0", "model 0"] == 0.0
+    trend = transfer_matrix([decoy, B], x, y, flip, require_source_fooled=True)
+    assert trend.loc["model 0", "model 1"] == 0.0  # TREND counts only images that fool the source too
+    assert trend.loc["model 1", "model 1"] == 1.0
+
+
+def test_transfer_matrix_half_successful_attack():
+    x, y = images(8)
+
+    def label_one_only(model, xb, yb):
+        x_adv = flip(model, xb, yb)
+        return torch.where(yb.view(-1, 1, 1, 1) == 1, x_adv, xb)
+
+    df = transfer_matrix({"A": A, "C": C}, x, y, label_one_only, batch_size=3)
+    assert df.loc["A", "A"] == 0.5 and df.loc["A", "C"] == 0.5 and df.loc["C", "A"] == 0.5
+
+
+def test_transfer_matrix_errors():
+    x, y = images(6)
+    class Opposite(nn.Module):
+        def forward(self, x):
+            return -A(x)
+
+    wrong = Opposite()  # gets every image wrong
+    with pytest.raises(ValueError, match="classified correctly by every model"):
+        transfer_matrix([A, wrong], x, y, flip)
+    with pytest.raises(ValueError, match="models"):
+        transfer_matrix([], x, y, flip)
+    with pytest.raises(ValueError, match="models"):
+        transfer_matrix({"A": "not a model"}, x, y, flip)
+
+
+def test_robust_accuracy_all_or_nothing():
+    x, y = images(12, disagree=1)  # A reads feature 0 only, so all 12 are clean-correct for A
+
+    def every(k):
+        def attack(model, xb, yb):
+            index = (xb[:, 0, 0, 2] * 12).round().long()
+            return torch.where((index % k == 0).view(-1, 1, 1, 1), flip(model, xb, yb), xb)
+        return attack
+
+    result = robust_accuracy(A, x, y, {"every2": every(2), "every3": every(3)}, batch_size=5)
+    assert result["clean"] == 1.0
+    assert result["every2"] == pytest.approx(6 / 12)
+    assert result["every3"] == pytest.approx(8 / 12)
+    # robust to both only if the index is divisible by neither 2 nor 3: 1, 5, 7, 11
+    assert result["all"] == pytest.approx(4 / 12)
+    assert list(result) == ["clean", "every2", "every3", "all"]
+    on_b = robust_accuracy(B, x, y, {"none": lambda m, xb, yb: xb})
+    assert on_b == {"clean": pytest.approx(11 / 12), "none": pytest.approx(11 / 12), "all": pytest.approx(11 / 12)}
+
+
+def test_robust_accuracy_errors():
+    x, y = images(4)
+    with pytest.raises(ValueError, match="reserved"):
+        robust_accuracy(A, x, y, {"all": flip})
+    with pytest.raises(ValueError, match="attacks"):
+        robust_accuracy(A, x, y, {})
+    with pytest.raises(ValueError, match="callable"):
+        robust_accuracy(A, x, y, {"pgd": 3})
+
+
+def test_transfer_heatmap_axes():
+    df = transfer_matrix({"A": A, "B": B, "C": C}, *images(10), flip)
+    fig, ax = plt.subplots()
+    out = transfer_heatmap(df, ax=ax)
+    assert out is ax
+    assert ax.get_xlabel() == "target" and ax.get_ylabel() == "source"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B", "C"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B", "C"]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{v:.2f}" for v in df.to_numpy().ravel())
+    assert ax.collections[0].get_clim() == (0.0, 1.0)
+    assert ax.get_title() == "transfer rate (10 images)"
+    assert transfer_heatmap(df, title="mine").get_title() == "mine"
+    plt.close("all")
+    with pytest.raises(ValueError, match="df"):
+        transfer_heatmap(pd.DataFrame())
+
+
+def test_accuracy_vs_eps_axes():
+    results = {"single": ([0, 2 / 255, 8 / 255], [0.9, 0.5, 0.1]), "ensemble": ([0, 8 / 255], [0.92, 0.3])}
+    ax = accuracy_vs_eps(results)
+    assert ax.get_ylabel() == "accuracy" and "eps" in ax.get_xlabel()
+    assert [line.get_label() for line in ax.get_lines()] == ["single", "ensemble"]
+    assert list(ax.get_lines()[0].get_ydata()) == [0.9, 0.5, 0.1]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single", "ensemble"]
+    plt.close("all")
+    with pytest.raises(ValueError, match="results"):
+        accuracy_vs_eps({"bad": ([0, 1], [0.5])})
