@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ensembles_lib.data import ffcv_available, get, loader

@@ -41,6 +41,7 @@ from torch import nn
 from . import __version__
 from .data import BACKENDS, loader
 from .data.catalog import check_name, check_split
+from .checks import check_int
 from .data.dataset import DataError
 from .ensembles import Ensemble
 from .models import build
@@ -83,11 +84,6 @@ def _check_keys(where: str, value: dict, allowed: dict) -> None:
         raise ValueError(f"spec{where}: missing key(s) {', '.join(map(repr, missing))}")
 
 
-def _int(where: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"spec{where} must be an int >= {minimum}, got {value!r}")
-    return value
-
 
 def _model_spec(where: str, spec) -> dict:
     spec = _require_dict(where, spec)
@@ -104,8 +100,8 @@ def _model_spec(where: str, spec) -> dict:
     _check_keys(where, spec, {"name": True, "num_classes": True, "in_channels": True, "options": False})
     if not isinstance(spec["name"], str):
         raise ValueError(f"spec{where}['name'] must be an architecture name, got {spec['name']!r}")
-    return {"name": spec["name"], "num_classes": _int(f"{where}['num_classes']", spec["num_classes"], 2),
-            "in_channels": _int(f"{where}['in_channels']", spec["in_channels"], 1),
+    return {"name": spec["name"], "num_classes": check_int(spec["num_classes"], f"spec{where}['num_classes']", 2),
+            "in_channels": check_int(spec["in_channels"], f"spec{where}['in_channels']", 1),
             "options": dict(_require_dict(f"{where}['options']", spec.get("options", {})))}
 
 
@@ -124,11 +120,11 @@ def normalize(spec: dict) -> dict:
     data = _require_dict("['data']", spec["data"])
     _check_keys("['data']", data, DATA_KEYS)
     data = {**{k: v for k, v in DATA_KEYS.items() if v is not None}, **data}
-    _int("['data']['batch_size']", data["batch_size"], 1)
+    check_int(data["batch_size"], "spec['data']['batch_size']", 1)
     optim = _require_dict("['optim']", spec["optim"])
     _check_keys("['optim']", optim, {k: (v is inspect.Parameter.empty) for k, v in OPTIM_DEFAULTS.items()})
     optim = {**{k: v for k, v in OPTIM_DEFAULTS.items() if v is not inspect.Parameter.empty}, **optim}
-    optim["milestones"] = list(check_options(epochs=_int("['epochs']", spec["epochs"], 1), **optim))
+    optim["milestones"] = list(check_options(epochs=check_int(spec["epochs"], "spec['epochs']", 1), **optim))
     try:
         check_name(data["name"])
         check_split(data["split"])
@@ -139,7 +135,7 @@ def normalize(spec: dict) -> dict:
     if strategy["name"] == "adversarial":
         strategy = {"name": "adversarial", "rho": built.rho, "attack": built.attack.full_spec()}
     return {"model": _model_spec("['model']", spec["model"]), "data": data, "strategy": strategy,
-            "optim": optim, "epochs": spec["epochs"], "seed": _int("['seed']", spec["seed"], 0)}
+            "optim": optim, "epochs": spec["epochs"], "seed": check_int(spec["seed"], "spec['seed']", 0)}
 
 
 def key(spec: dict) -> str:

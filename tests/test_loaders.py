@@ -134,8 +134,8 @@ def test_cutout_zeroes_at_most_one_square():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(backend="fast"), "backend='fast': use one of auto, ffcv, tensor"),
-        (dict(batch_size=0), "batch_size must be a positive int"),
+        (dict(backend="fast"), "backend must be one of 'auto', 'ffcv', 'tensor', got 'fast'"),
+        (dict(batch_size=0), "batch_size must be an int >= 1"),
         (dict(augment="yes"), "augment must be True, False or an Augment"),
         (dict(split="valid"), "unknown split 'valid'"),
         (dict(seed=-1), "seed must be an int >= 0"),

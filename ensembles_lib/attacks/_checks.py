@@ -1,10 +1,8 @@
-"""Argument checks shared by the attacks: each raises ValueError naming the parameter and the
-allowed values, before any forward pass."""
+"""Attack budgets in pixel units (the generic checks live in ensembles_lib.checks)."""
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
-import torch
 
 
 def check_eps(eps, name: str = "eps") -> float:
@@ -21,12 +19,6 @@ def check_step(step, name: str = "step") -> float:
     return float(step)
 
 
-def check_count(value, name: str) -> int:
-    """A positive integer count (steps, restarts, eot_samples, n_queries)."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
 
 def check_unit(value, name: str, *, low_open: bool = False) -> float:
     """A probability-like number in [0, 1] (or (0, 1] with low_open)."""
@@ -37,23 +29,6 @@ def check_unit(value, name: str, *, low_open: bool = False) -> float:
     return float(value)
 
 
-def check_choice(value, name: str, allowed) -> str:
-    """One of the strings in `allowed`."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
-
-
-def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
-    """x float (N, C, H, W) in [0, 1]; y int64 (N,) on the same device."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError("x must lie in [0, 1] (normalisation belongs inside the model)")
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1] or y.dtype != torch.int64:
-        raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},), got {getattr(y, 'shape', type(y))}")
-    if y.device != x.device:
-        raise ValueError(f"y must be on x's device {x.device}, got {y.device}")
 
 
 def step_or_default(step, default: float) -> float:

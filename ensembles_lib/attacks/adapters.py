@@ -10,7 +10,8 @@ from torchattacks.attacks.apgd import APGD
 from torchattacks.attacks.apgdt import APGDT
 from torchattacks.attacks.fab import FAB
 
-from ._checks import check_batch, check_choice, check_count, check_eps
+from ..checks import check_batch, check_choice, check_int
+from ._checks import check_eps
 from .gradient import attack_mode
 
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
@@ -52,7 +53,7 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, n_
     """Square attack (Andriushchenko et al. 2020), a score-based black-box L-inf attack with
     `n_queries` model queries a sample and the margin loss. Returns x_adv, detached, in [0, 1]."""
     eps = check_eps(eps)
-    n_queries = check_count(n_queries, "n_queries")
+    n_queries = check_int(n_queries, "n_queries")
     if isinstance(p_init, bool) or not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
         raise ValueError(f"p_init must be a number in (0, 1], got {p_init!r}")
     check_batch(x, y)

@@ -8,7 +8,8 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_batch, check_choice, check_count, check_eps, step_or_default
+from ..checks import check_batch, check_choice, check_int
+from ._checks import check_eps, step_or_default
 from .gradient import attack_mode, generator, gradient, project, uniform_start, working_layout
 from .losses import LossFn, get_loss
 
@@ -49,11 +50,11 @@ def ensemble_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
     if not members or not all(isinstance(m, nn.Module) for m in members):
         raise ValueError("members must be a non-empty list of nn.Module (the ensemble's members)")
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, 2.5 * eps / steps)
     check_choice(rule, "rule", RULES)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     x = working_layout(x.detach())
     with attack_mode(members, seed, x.device):

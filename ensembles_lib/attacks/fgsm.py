@@ -9,7 +9,8 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_batch, check_count, check_eps, step_or_default
+from ..checks import check_batch, check_int
+from ._checks import check_eps, step_or_default
 from ._iterate import sign_ascent
 from .gradient import attack_mode, gradient
 from .losses import LossFn, get_loss
@@ -20,7 +21,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, loss
     """Fast gradient sign method (Goodfellow et al. 2015): x + eps * sign(grad_x loss), clipped to [0, 1]."""
     eps = check_eps(eps)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device):
         grad = gradient(model, x, y, loss, eot_samples)
@@ -33,10 +34,10 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ste
     """Iterated FGSM / BIM (Kurakin et al. 2016): `steps` sign steps of size `step` from x,
     each projected onto the eps-ball and [0, 1]. `step` defaults to eps / steps."""
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, eps / steps)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device):
         return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),

@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_count
+from ..checks import check_int
 from .losses import LossFn, get_loss
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +71,7 @@ def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Union[str
     .grad are never written. Returns a detached tensor shaped like x.
     """
     loss_fn = get_loss(loss)
-    eot_samples = check_count(eot_samples, "eot_samples")
+    eot_samples = check_int(eot_samples, "eot_samples")
     x = x.detach().requires_grad_(True)
     total = torch.zeros_like(x)
     for _ in range(eot_samples):

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_batch, check_count, check_eps, check_unit, step_or_default
+from ..checks import check_batch, check_int
+from ._checks import check_eps, check_unit, step_or_default
 from ._iterate import sign_ascent
 from .gradient import attack_mode, generator, gradient
 from .losses import LossFn, get_loss
@@ -22,11 +23,11 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     """Momentum iterative FGSM: sign steps along g_{t+1} = mu g_t + grad / ||grad||_1
     (Dong et al. 2018); `step` defaults to eps / steps, mu to the paper's 1.0."""
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, eps / steps)
     _check_mu(mu)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device):
         return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),
@@ -45,14 +46,14 @@ def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
     random factor in [1/resize_rate, 1] (nearest neighbour) and zero-padded at a random offset.
     """
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, eps / steps)
     p = check_unit(p, "p")
     if isinstance(resize_rate, bool) or not isinstance(resize_rate, (int, float)) or not 1 <= resize_rate <= 4:
         raise ValueError(f"resize_rate must be a number in [1, 4], got {resize_rate!r}")
     _check_mu(mu)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device):
         gen = generator(seed, x.device)

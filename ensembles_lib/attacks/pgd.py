@@ -11,7 +11,8 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_batch, check_choice, check_count, check_eps, step_or_default
+from ..checks import check_batch, check_choice, check_int
+from ._checks import check_eps, step_or_default
 from .gradient import attack_mode, generator, gradient, project, uniform_start, working_layout
 from .losses import LossFn, get_loss
 
@@ -33,12 +34,12 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
     fooled. Returns x_adv, detached, in [0, 1], with ||x_adv - x||_inf <= eps.
     """
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, 2.5 * eps / steps)
-    restarts = check_count(restarts, "restarts")
+    restarts = check_int(restarts, "restarts")
     get_loss(loss)
     check_choice(step_rule, "step_rule", STEP_RULES)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     x = working_layout(x.detach())
     with attack_mode(model, seed, x.device):

@@ -9,7 +9,8 @@ from typing import Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_batch, check_count, check_eps, check_unit, step_or_default
+from ..checks import check_batch, check_int
+from ._checks import check_eps, check_unit, step_or_default
 from ._iterate import sign_ascent
 from .gradient import attack_mode, gradient
 from .losses import LossFn, get_loss
@@ -62,12 +63,12 @@ def sgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
     """I-FGSM (with momentum mu > 0: MI-FGSM) whose gradients pass the residual branches scaled
     by `gamma` in (0, 1]; gamma = 1 is the plain attack. `step` defaults to eps / steps."""
     eps = check_eps(eps)
-    steps = check_count(steps, "steps")
+    steps = check_int(steps, "steps")
     step = step_or_default(step, eps / steps)
     gamma = check_unit(gamma, "gamma", low_open=True)
     _check_mu(mu)
     get_loss(loss)
-    check_count(eot_samples, "eot_samples")
+    check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device), skip_gradient(model, gamma):
         return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),

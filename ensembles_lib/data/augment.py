@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..checks import check_bool, check_int
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -30,12 +32,9 @@ class Augment:
     cutout: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("crop_padding", "cutout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Augment.{name} must be an int >= 0 (pixels), got {value!r}")
-        if not isinstance(self.flip, bool):
-            raise ValueError(f"Augment.flip must be True or False, got {self.flip!r}")
+        check_int(self.crop_padding, "Augment.crop_padding", 0)
+        check_int(self.cutout, "Augment.cutout", 0)
+        check_bool(self.flip, "Augment.flip")
 
     @property
     def active(self) -> bool:

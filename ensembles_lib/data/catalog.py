@@ -72,7 +72,7 @@ def _sources(name: str) -> tuple[list[Source], str]:
         classes = FASHION_CLASSES if name == "fashion_mnist" else MNIST_CLASSES
         folders = [root / name / "raw", Path("/usr/share/datasets") / debian, root / "torchvision" / sources.TORCHVISION_CLASSES[name] / "raw"]
         idx = [Source(f"IDX files in {d}", lambda d=d: sources.from_idx(d, name, classes, f"{name} IDX files ({d})")) for d in folders]
-        fix = (f"`sudo apt-get install dataset-fashion-mnist` (Debian) then `make data`" if name == "fashion_mnist" else
+        fix = ("`sudo apt-get install dataset-fashion-mnist` (Debian) then `make data`" if name == "fashion_mnist" else
                f"copy the four MNIST IDX .gz files into {root / name / 'raw'}; with internet, `make data` downloads them")
         return idx + [tv], fix
     if name == "cifar100":

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import torch
 
+from ..checks import check_choice, check_int
 from .augment import Augment, as_augment, epoch_seed, prepare_batch
 from .ordering import epoch_order, num_batches
 from .catalog import check_name, check_split, get
@@ -68,12 +69,9 @@ class TensorLoader:
 def _check_args(name, split, batch_size, backend, seed) -> None:
     check_name(name)
     check_split(split)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_choice(backend, "backend", BACKENDS)
+    check_int(seed, "seed", 0)
 
 
 def loader(name: str, split: str = "train", batch_size: int = 512, device: str | torch.device = "cpu",

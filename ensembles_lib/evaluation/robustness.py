@@ -8,7 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .accuracy import check_batch_size, check_inputs, correct
+from ..checks import check_batch, check_int
+from .accuracy import correct
 
 RESERVED = ("clean", "all")
 
@@ -23,8 +24,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     classified correctly clean and after every attack -- the worst case over the attacks, per
     sample, as robustness tables report it (it is <= the smallest per-attack accuracy).
     """
-    check_inputs(x, y)
-    batch_size = check_batch_size(batch_size)
+    check_batch(x, y)
+    batch_size = check_int(batch_size, "batch_size")
     if not isinstance(attacks, dict) or not attacks:
         raise ValueError("attacks must be a non-empty dict name -> attack(model, x, y)")
     for name, attack in attacks.items():

@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .accuracy import check_batch_size, check_inputs, correct
+from ..checks import check_batch, check_int
+from .accuracy import correct
 
 
 def _named(models) -> dict[str, nn.Module]:
@@ -46,8 +47,8 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     if no image is classified correctly by every model. Used by the TREND and DVERGE chapters.
     """
     named = _named(models)
-    check_inputs(x, y)
-    batch_size = check_batch_size(batch_size)
+    check_batch(x, y)
+    batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
     if not isinstance(require_source_fooled, bool):

@@ -1,27 +1,14 @@
-"""Small pieces the architectures share: option checks and conv-BN units with a feature tap."""
+"""Small pieces the architectures share: conv-BN units with a feature tap, weight init."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 from torch import nn
 
 from .features import Tap
 
 
-def positive_int(value: Any, name: str) -> int:
-    """`value` if it is an int >= 1, else ValueError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def choice(value: Any, name: str, allowed: tuple) -> Any:
-    """`value` if it is one of `allowed`, else ValueError naming the option and the choices."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
 
 
 def conv_unit(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from .layers import positive_int
+from ..checks import check_int
 from .normalize import Normalize
 from .quantize import check_quantize_options, quantize_model
 
@@ -75,8 +75,8 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -
     Unknown names and options raise ValueError listing the valid ones, before anything is built.
     """
     builder, fixed = _lookup(name)
-    positive_int(num_classes, "num_classes")
-    positive_int(in_channels, "in_channels")
+    check_int(num_classes, "num_classes")
+    check_int(in_channels, "in_channels")
     valid = options(name)
     for key in opts:
         if key not in valid:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .features import Tap
-from .layers import choice, conv_unit, init_weights, positive_int
+from ..checks import check_choice, check_int
+from .layers import conv_unit, init_weights
 from .normalize import Normalize
 from .registry import register
 
@@ -132,8 +133,8 @@ class ResNet(nn.Module):
 
 
 def _resnet(block, blocks, num_classes, in_channels, normalize, width, shortcut_kind="B"):
-    positive_int(width, "width")
-    choice(shortcut_kind, "shortcut", SHORTCUTS)
+    check_int(width, "width")
+    check_choice(shortcut_kind, "shortcut", SHORTCUTS)
     widths = [width * 2**i for i in range(len(blocks))]
     return ResNet(block, blocks, widths, num_classes, in_channels, normalize, shortcut_kind)
 

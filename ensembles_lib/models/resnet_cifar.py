@@ -8,7 +8,7 @@ sub-model. Taps: the stem and every block's residual sum (before its ReLU).
 
 from __future__ import annotations
 
-from .layers import positive_int
+from ..checks import check_int
 from .registry import register
 from .resnet import BasicBlock, _resnet
 
@@ -18,6 +18,6 @@ from .resnet import BasicBlock, _resnet
 @register("resnet56", depth=56)
 def cifar_resnet(num_classes, in_channels, normalize, *, depth, width: int = 16, shortcut: str = "A"):
     """He et al.'s CIFAR ResNet of `depth` layers; `width` is the first stage's channels (16)."""
-    positive_int(width, "width")
+    check_int(width, "width")
     n = (depth - 2) // 6
     return _resnet(BasicBlock, [n, n, n], num_classes, in_channels, normalize, width, shortcut)

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from .features import Tap
-from .layers import conv_unit, init_weights, positive_int
+from ..checks import check_int
+from .layers import conv_unit, init_weights
 from .registry import register
 
 
@@ -64,12 +65,12 @@ class MLP(nn.Module):
 @register("small_cnn")
 def small_cnn(num_classes, in_channels, normalize, *, width: int = 32):
     """SmallCNN with `width` channels in the first stage."""
-    return SmallCNN(num_classes, in_channels, normalize, positive_int(width, "width"))
+    return SmallCNN(num_classes, in_channels, normalize, check_int(width, "width"))
 
 
 @register("mlp")
 def mlp(num_classes, in_channels, normalize, *, width: int = 256, depth: int = 2,
         resolution: int = 16):
     """MLP with `depth` hidden layers of `width` units on a resolution x resolution pooled image."""
-    return MLP(num_classes, in_channels, normalize, positive_int(width, "width"),
-               positive_int(depth, "depth"), positive_int(resolution, "resolution"))
+    return MLP(num_classes, in_channels, normalize, check_int(width, "width"),
+               check_int(depth, "depth"), check_int(resolution, "resolution"))

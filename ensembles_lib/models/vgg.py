@@ -14,7 +14,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .layers import conv_unit, init_weights, positive_int
+from ..checks import check_int
+from .layers import conv_unit, init_weights
 from .registry import register
 
 # Channel multiples of `width` per conv; "M" is a 2x2 max-pool.
@@ -57,5 +58,5 @@ class VGG(nn.Module):
 @register("vgg19_bn", depth=19, batch_norm=True)
 def vgg(num_classes, in_channels, normalize, *, depth, batch_norm, width: int = 64):
     """VGG-`depth` (11 or 19), BatchNorm after each conv when `batch_norm`."""
-    positive_int(width, "width")
+    check_int(width, "width")
     return VGG(depth, num_classes, in_channels, normalize, width, batch_norm)

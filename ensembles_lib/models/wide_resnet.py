@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from .features import Tap
-from .layers import init_weights, positive_int
+from ..checks import check_int
+from .layers import init_weights
 from .normalize import Normalize
 from .registry import register
 
@@ -79,10 +80,10 @@ class WideResNet(nn.Module):
 def wide_resnet(num_classes, in_channels, normalize, *, depth: int = 28, widen_factor: int = 10,
                 dropout: float = 0.0):
     """WRN-`depth`-`widen_factor`; depth = 6n + 4 (10, 16, 22, 28, ...), dropout in [0, 1)."""
-    positive_int(depth, "depth")
+    check_int(depth, "depth")
     if depth < 10 or (depth - 4) % 6:
         raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 34, 40, ...), got {depth!r}")
-    positive_int(widen_factor, "widen_factor")
+    check_int(widen_factor, "widen_factor")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
     return WideResNet(depth, widen_factor, float(dropout), num_classes, in_channels, normalize)

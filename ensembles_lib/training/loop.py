@@ -9,7 +9,6 @@ an atomic per-epoch checkpoint from which a killed run resumes to the same final
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -19,38 +18,30 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .optim import OPTIMIZERS, SCHEDULES, check_choice, lr_at, make_optimizer, set_lr
+from ..checks import check_bool, check_choice, check_int, check_number
+from .optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
 from .strategies import Standard
 
 # Bump when the loop's semantics change (what a given spec trains to); part of every cache key.
 TRAINING_VERSION = 1
 
 
-def _check_number(name: str, value, *, minimum: float, integer: bool = False, strict: bool = False) -> None:
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} {'>' if strict else '>='} {minimum}, got {value!r}")
-
 
 def check_options(*, epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma) -> tuple:
     """Validate fit's optimisation settings (ValueError naming the first bad one); return milestones as a tuple."""
-    _check_number("epochs", epochs, minimum=1, integer=True)
-    _check_number("lr", lr, minimum=0, strict=True)
-    _check_number("momentum", momentum, minimum=0)
-    _check_number("weight_decay", weight_decay, minimum=0)
-    _check_number("gamma", gamma, minimum=0, strict=True)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_choice("schedule", schedule, SCHEDULES)
-    if not isinstance(nesterov, bool):
-        raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+    check_int(epochs, "epochs", 1)
+    check_number(lr, "lr", minimum=0, strict=True)
+    check_number(momentum, "momentum", minimum=0)
+    check_number(weight_decay, "weight_decay", minimum=0)
+    check_number(gamma, "gamma", minimum=0, strict=True)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(schedule, "schedule", SCHEDULES)
+    check_bool(nesterov, "nesterov")
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
         raise ValueError(f"milestones must be a sequence of epoch numbers, got {milestones!r}")
     milestones = tuple(milestones)
     for m in milestones:
-        _check_number("milestones entries", m, minimum=1, integer=True)
+        check_int(m, "milestones entries", 1)
     return milestones
 
 

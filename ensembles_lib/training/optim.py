@@ -8,9 +8,10 @@ Milestones count epochs, as the papers state them (SiN Sec. 4 decays by 0.2 at f
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import torch
+
+from ..checks import check_choice
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "onecycle", "constant")
@@ -18,17 +19,11 @@ SCHEDULES = ("multistep", "cosine", "onecycle", "constant")
 ONECYCLE_WARMUP = 0.25
 
 
-def check_choice(parameter: str, value, allowed: Iterable) -> None:
-    """Raise ValueError naming `parameter` and the allowed values unless `value` is one of them."""
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{parameter}={value!r} is not supported: use one of {', '.join(map(repr, allowed))}")
-
 
 def make_optimizer(params, optimizer: str, *, lr: float, momentum: float, weight_decay: float,
                    nesterov: bool) -> torch.optim.Optimizer:
     """SGD (with momentum, optionally Nesterov) or Adam (momentum is its beta1), L2 weight decay."""
-    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     return torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
@@ -43,7 +38,7 @@ def lr_at(schedule: str, lr: float, step: int, *, steps_per_epoch: int, total_st
     onecycle: linear rise to lr over the first quarter of the steps, then linear fall to 0;
     constant: lr.
     """
-    check_choice("schedule", schedule, SCHEDULES)
+    check_choice(schedule, "schedule", SCHEDULES)
     if schedule == "multistep":
         epoch = step // steps_per_epoch
         return lr * gamma ** sum(epoch >= m for m in milestones)
