@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := pkg-config libopencv-dev libturbojpeg0-dev dataset-fashion-mnist
 FFCV_PKGCONFIG := opencv4 libturbojpeg
 
-.PHONY: install system-packages test test-slow data bench clean
+.PHONY: install system-packages test test-slow data bench book clean
 
 install: system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,9 +46,25 @@ test-slow: $(STAMP)
 data: $(STAMP)
 	$(BIN)/ensembles data
 
+# The project's main command: install, prepare data, run every chapter (papermill), build the
+# HTML book offline into _build/html/. PROFILE=cpu|gpu|paper|smoke overrides the auto choice.
+PROFILE ?= auto
+book: install data
+	$(BIN)/ensembles book --profile $(PROFILE)
+
 bench: $(STAMP)
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/attack.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+.PHONY: html vendor
+# Build the HTML book from the committed chapters in book/ (no chapter is rerun), offline;
+# output in _build/html/. Warnings fail the build.
+html: $(STAMP)
+	$(BIN)/python -m ensembles_lib.book
+
+# Fetch MathJax 3 into the git-ignored vendor/ (npm, once); `make html` does this when needed.
+vendor: $(STAMP)
+	$(BIN)/python -c "from ensembles_lib.book import vendor_mathjax; print(vendor_mathjax())"

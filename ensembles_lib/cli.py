@@ -2,6 +2,9 @@
 
 `ensembles data [NAME ...]` decodes and caches datasets (`make data`); `ensembles cache list`
 shows the trained-model artifacts and `ensembles cache clear [KEY ...]` deletes them.
+`ensembles run CHAPTER [--profile P] [-p NAME VALUE ...]` executes one chapter into book/,
+`ensembles book [--profile P] [--chapters ...]` executes chapters then builds the HTML book,
+`ensembles list` shows every chapter's parameters, defaults per profile and meaning.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import profiles
 from .data import catalog
 from .data.dataset import DataError
 
@@ -54,6 +58,75 @@ def cache_command(action: str, keys: list[str]) -> int:
     return 0
 
 
+def run_chapter(chapter: str, profile: str, overrides: dict) -> int:
+    """Execute one chapter (parameters already checked); print where it went or why it failed."""
+    from .runner import ChapterFailed, run
+
+    print(f"ensembles run {chapter}: profile {profiles.resolve_profile(profile)}"
+          + "".join(f", {k}={v!r}" for k, v in overrides.items()), flush=True)
+    try:
+        result = run(chapter, profile, overrides, progress=sys.stderr.isatty())
+    except ChapterFailed as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    print(f"ensembles run {chapter}: wrote {result.output} in {result.wall_time_s:.1f} s")
+    return 0
+
+
+def run_command(chapter: str, profile: str, pairs: list[list[str]]) -> int:
+    """`ensembles run`: every parameter is converted and validated before papermill starts."""
+    try:
+        profiles.resolve_profile(profile)
+        overrides = profiles.parse_overrides(chapter, pairs)
+        profiles.resolve(chapter, profile, **overrides)
+    except ValueError as err:
+        print(f"ensembles run: {err}", file=sys.stderr)
+        return 2
+    return run_chapter(chapter, profile, overrides)
+
+
+def book_command(profile: str, chosen: list[str] | None) -> int:
+    """`ensembles book`: run the chapters (all by default), then build the HTML from book/.
+
+    A failed chapter keeps its last good page, the build still runs, and the exit status is 1.
+    """
+    try:
+        profiles.resolve_profile(profile)
+        for chapter in chosen or []:
+            profiles.parameters(chapter)
+    except ValueError as err:
+        print(f"ensembles book: {err}", file=sys.stderr)
+        return 2
+    failed = [c for c in (chosen or profiles.chapters()) if run_chapter(c, profile, {}) != 0]
+    from .book import build_html
+
+    try:
+        index = build_html()
+    except RuntimeError as err:
+        print(f"ensembles book: the HTML build failed:\n{err}", file=sys.stderr)
+        return 1
+    print(f"ensembles book: {index}")
+    if failed:
+        print(f"ensembles book: chapter(s) failed, their last good pages were used: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def list_command() -> int:
+    """`ensembles list`: each chapter, then one block per parameter with its defaults by profile."""
+    for chapter in profiles.chapters():
+        print(f"{chapter}  (ensembles run {chapter} --profile {'|'.join(profiles.PROFILE_CHOICES)} -p NAME VALUE)")
+        for p in profiles.parameters(chapter):
+            print(f"  {p.name:<14} {p.meaning}; {p.allowed()}")
+            print("  " + " " * 14 + " " + "  ".join(f"{prof}={_shown(p.defaults[prof])}" for prof in profiles.PROFILES))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ensembles", description="The robust-ensembles companion's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,9 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     cache_parser = commands.add_parser("cache", help="list or clear trained-model artifacts")
     cache_parser.add_argument("action", choices=("list", "clear"))
     cache_parser.add_argument("keys", nargs="*", help="clear: artifact keys or unique prefixes (default: all)")
+    profile_help = "smoke, cpu, gpu, paper, or auto (gpu with CUDA, else cpu; the default)"
+    run_parser = commands.add_parser("run", help="execute notebooks/CHAPTER.ipynb into book/CHAPTER.ipynb")
+    run_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
+    run_parser.add_argument("--profile", default="auto", help=profile_help)
+    run_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                            help="override one parameter (repeatable); lists as comma-separated numbers")
+    book_parser = commands.add_parser("book", help="execute chapters, then build the HTML book in _build/html")
+    book_parser.add_argument("--profile", default="auto", help=profile_help)
+    book_parser.add_argument("--chapters", nargs="+", metavar="CHAPTER", help="the chapters to run (default: all)")
+    commands.add_parser("list", help="show the chapters, their parameters, defaults per profile and meaning")
     args = parser.parse_args(argv)
     if args.command == "data":
         return prepare_data(args.names)
+    if args.command == "run":
+        return run_command(args.chapter, args.profile, args.parameter)
+    if args.command == "book":
+        return book_command(args.profile, args.chapters)
+    if args.command == "list":
+        return list_command()
     return cache_command(args.action, args.keys)
 
 

@@ -15,7 +15,8 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+# Plain text bars: notebook widgets would need ipywidgets and, in the book, JavaScript from a CDN.
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from ..checks import check_bool, check_choice, check_int, check_number
