@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_batch, check_int
+from ..checks import check_batch, check_int, check_number
 from ._checks import check_eps, check_unit, step_or_default
 from ._iterate import sign_ascent
 from .gradient import attack_mode, generator, gradient
@@ -93,5 +93,4 @@ def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator:
 
 
 def _check_mu(mu) -> None:
-    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu < 0:
-        raise ValueError(f"mu must be a finite number >= 0 (momentum decay), got {mu!r}")
+    check_number(mu, "mu", minimum=0)  # the momentum decay

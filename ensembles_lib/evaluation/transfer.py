@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..checks import check_batch, check_int
+from ..checks import check_batch, check_bool, check_int
 from .accuracy import correct
 
 
@@ -51,8 +51,7 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
-    if not isinstance(require_source_fooled, bool):
-        raise ValueError(f"require_source_fooled must be True or False, got {require_source_fooled!r}")
+    check_bool(require_source_fooled, "require_source_fooled")
     keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for model in named.values():
         keep &= correct(model, x, y, batch_size)

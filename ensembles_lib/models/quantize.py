@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_bool, check_number
+
 INPUT_RANGES = ("unit", "batch")
 
 
@@ -137,14 +139,25 @@ def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.round(weight / step) * step
 
 
-class QuantConv2d(nn.Conv2d):
+class _QuantizedWeight:
+    """What QuantConv2d and QuantLinear share: the weight as used on the forward pass."""
+
+    bits: int
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight quantised to `bits` bits, with the float weight's gradient (BPDA)."""
+        return straight_through(self.weight, quantize_weight(self.weight.detach(), self.bits))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bits={self.bits}"
+
+
+class QuantConv2d(_QuantizedWeight, nn.Conv2d):
     """Conv2d whose weight is quantised to `bits` bits on every forward (BPDA backward).
 
     The float weight stays the parameter (same state-dict keys as nn.Conv2d), so training
     updates it and a trained float model can be loaded into the quantised one.
     """
-
-    bits: int
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, bits: int) -> "QuantConv2d":
@@ -156,17 +169,11 @@ class QuantConv2d(nn.Conv2d):
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = straight_through(self.weight, quantize_weight(self.weight.detach(), self.bits))
-        return self._conv_forward(x, weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", bits={self.bits}"
+        return self._conv_forward(x, self.quantized_weight(), self.bias)
 
 
-class QuantLinear(nn.Linear):
+class QuantLinear(_QuantizedWeight, nn.Linear):
     """Linear whose weight is quantised to `bits` bits on every forward (BPDA backward)."""
-
-    bits: int
 
     @classmethod
     def from_float(cls, linear: nn.Linear, bits: int) -> "QuantLinear":
@@ -177,11 +184,7 @@ class QuantLinear(nn.Linear):
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = straight_through(self.weight, quantize_weight(self.weight.detach(), self.bits))
-        return F.linear(x, weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", bits={self.bits}"
+        return F.linear(x, self.quantized_weight(), self.bias)
 
 
 class QuantReLU(nn.Module):
@@ -195,9 +198,7 @@ class QuantReLU(nn.Module):
     def __init__(self, bits: int, clip: float = 1.0):
         super().__init__()
         self.bits = check_bits(bits, "activation_bits")
-        if not isinstance(clip, (int, float)) or isinstance(clip, bool) or not clip > 0:
-            raise ValueError(f"activation_clip must be a number > 0, got {clip!r}")
-        self.clip = float(clip)
+        self.clip = check_number(clip, "activation_clip", minimum=0, strict=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.clamp(0.0, self.clip)
@@ -229,8 +230,7 @@ def check_quantize_options(input_bits: int | None = None, halftone: bool = False
                        ("activation_bits", activation_bits)):
         if bits is not None:
             check_bits(bits, name)
-    if not isinstance(halftone, bool):
-        raise ValueError(f"halftone must be True or False, got {halftone!r}")
+    check_bool(halftone, "halftone")
     if halftone and input_bits is not None:
         raise ValueError("input_bits and halftone are two input quantisers: pass at most one")
     if input_range not in INPUT_RANGES:

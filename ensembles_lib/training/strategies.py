@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import attacks
+from ..checks import check_number
 
 ATTACK_NAMES = ("fgsm", "ifgsm", "pgd")
 
@@ -74,8 +75,7 @@ class Adversarial:
     def __init__(self, attack: Callable, rho: float = 1.0, attack_spec: dict | None = None):
         if not callable(attack):
             raise ValueError(f"attack must be a callable attack(model, x, y) -> x_adv, got {attack!r}")
-        if not isinstance(rho, (int, float)) or isinstance(rho, bool) or rho < 0:
-            raise ValueError(f"rho must be a number >= 0, got {rho!r}")
+        check_number(rho, "rho", minimum=0)
         self.attack = attack
         self.rho = float(rho)
         self.attack_spec = attack_spec if attack_spec is not None else getattr(attack, "spec", None)
