@@ -17,7 +17,15 @@ A spec (every chapter builds these):
      "strategy": {"name": "standard"},
        # or {"name": "adversarial", "rho": 1.0, "attack": {"name": "ifgsm", "eps": 0.3, ...}}
      "optim": {"lr": 0.05, "optimizer": "sgd", "schedule": "cosine", ...},  # fit's keywords
-     "epochs": 5, "seed": 0}
+     "epochs": 5, "seed": 0,
+     # optional: metrics recorded after every epoch on the first n images of a split
+     "eval": {"split": "test", "n": 500, "metrics": [{"name": "clean"}, {"name": "robust", "attack": {...}}]},
+     # optional: trained models whose weights initialise this one (a list: one spec per member)
+     "init": {<a spec>} or [<spec>, ...]}
+
+`history(spec)` returns the per-epoch records (loss, train_acc, lr, time_s and the eval metrics).
+`adversarial(source, attack, data)` stores adversarial examples computed once on a trained model,
+as data: the black-box evaluations of the Strength in Numbers and DVERGE chapters reuse them.
 
 `list_entries()` and `clear(keys)` back the `ensembles cache list|clear` command.
 """
@@ -25,6 +33,7 @@ A spec (every chapter builds these):
 from __future__ import annotations
 
 import copy
+from functools import partial
 import hashlib
 import inspect
 import json
@@ -39,21 +48,26 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import BACKENDS, loader
+from .data import BACKENDS, head, loader
 from .data.catalog import check_name, check_split
-from .checks import check_int
+from .checks import check_choice, check_int
 from .data.dataset import DataError
-from .ensembles import Ensemble
+from .ensembles import COMBINES, Ensemble
+from .evaluation.epoch_metrics import check_metric, evaluate
 from .models import build
 from .paths import atomic_path, data_root
 from .training import TRAINING_VERSION, fit, strategy_from_spec
+from .training.strategies import SpecAttack
 from .training import checkpoint as ckpt
 from .training.loop import check_options
 
 MODEL_FILE, META_FILE, CHECKPOINT_FILE = "model.pt", "meta.json", "checkpoint.pt"
+EXAMPLES_FILE = "examples.pt"  # adversarial-example artifacts hold this instead of model.pt
 KEY_LENGTH = 16  # hex digits of the SHA-256 used as the folder name (64 bits)
 
-SPEC_KEYS = {"model": True, "data": True, "strategy": False, "optim": True, "epochs": True, "seed": True}
+SPEC_KEYS = {"model": True, "data": True, "strategy": False, "optim": True, "epochs": True, "seed": True,
+             "eval": False, "init": False}
+EVAL_KEYS = {"split": False, "n": True, "metrics": True}
 DATA_KEYS = {"name": None, "split": None, "batch_size": None, "augment": False, "val_size": 0.1, "split_seed": 0}
 OPTIM_NAMES = ("optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule", "milestones", "gamma")
 # fit's own defaults, so a spec that spells a default out and one that omits it share a key
@@ -130,12 +144,52 @@ def normalize(spec: dict) -> dict:
         check_split(data["split"])
     except DataError as err:
         raise ValueError(f"spec['data']: {err}") from None
-    strategy = spec.get("strategy", {"name": "standard"})
-    built = strategy_from_spec(strategy)  # ValueError for unknown names or attack parameters
-    if strategy["name"] == "adversarial":
-        strategy = {"name": "adversarial", "rho": built.rho, "attack": built.attack.full_spec()}
-    return {"model": _model_spec("['model']", spec["model"]), "data": data, "strategy": strategy,
-            "optim": optim, "epochs": spec["epochs"], "seed": check_int(spec["seed"], "spec['seed']", 0)}
+    # ValueError for unknown names or parameters; spec() fills in the strategy's defaults
+    strategy = strategy_from_spec(spec.get("strategy", {"name": "standard"})).spec()
+    model = _model_spec("['model']", spec["model"])
+    out = {"model": model, "data": data, "strategy": strategy,
+           "optim": optim, "epochs": spec["epochs"], "seed": check_int(spec["seed"], "spec['seed']", 0)}
+    # absent optional keys stay absent, so the keys of specs without them do not change
+    if "eval" in spec:
+        out["eval"] = _eval_spec(spec["eval"])
+    if "init" in spec:
+        out["init"] = _init_spec(spec["init"], model)
+    return out
+
+
+def _eval_spec(value) -> dict:
+    value = _require_dict("['eval']", value)
+    _check_keys("['eval']", value, EVAL_KEYS)
+    split = value.get("split", "test")
+    try:
+        check_split(split)
+    except DataError as err:
+        raise ValueError(f"spec['eval']: {err}") from None
+    metrics = value["metrics"]
+    if not isinstance(metrics, list) or not metrics:
+        raise ValueError(f"spec['eval']['metrics'] must be a non-empty list of metric specs, got {metrics!r}")
+    return {"split": split, "n": check_int(value["n"], "spec['eval']['n']", 1),
+            "metrics": [check_metric(m, f"spec['eval']['metrics'][{i}]") for i, m in enumerate(metrics)]}
+
+
+def _init_spec(value, model: dict):
+    """A normalised init spec: one spec for the whole model, or one per ensemble member."""
+    if isinstance(value, list):
+        members = model.get("ensemble")
+        if members is None or len(value) != len(members):
+            want = f"{len(members)} (one per member)" if members else "a single spec (the model is not an ensemble)"
+            raise ValueError(f"spec['init'] lists {len(value)} specs; this model needs {want}")
+        pairs = list(zip(value, members))
+    else:
+        pairs = [(value, model)]
+    normalised = []
+    for i, (init, target) in enumerate(pairs):
+        init = normalize(init)
+        if init["model"] != target:
+            raise ValueError(f"spec['init']{'' if len(pairs) == 1 else f'[{i}]'} trains {_describe(init['model'])}, "
+                             f"which does not match the model it initialises ({_describe(target)})")
+        normalised.append(init)
+    return normalised if isinstance(value, list) else normalised[0]
 
 
 def key(spec: dict) -> str:
@@ -236,16 +290,29 @@ def trained(spec: dict, *, progress: bool = True, device: str | torch.device | N
 def _train(spec: dict, folder: Path, device: torch.device, progress: bool, backend: str) -> nn.Module:
     """Train `spec` into `folder` (checkpointing there) and write model.pt, then meta.json."""
     began = time.perf_counter()
+    data = spec["data"]
+    init = spec.get("init")
+    starts = [trained(s, progress=progress, device=device, backend=backend)
+              for s in (init if isinstance(init, list) else [init] if init else [])]
+    eval_fn = None
+    if "eval" in spec:
+        x_eval, y_eval = head(data["name"], spec["eval"]["split"], spec["eval"]["n"], device,
+                              val_size=data["val_size"], split_seed=data["split_seed"])
+        eval_fn = partial(evaluate, spec["eval"]["metrics"], x=x_eval, y=y_eval)
     folder.mkdir(parents=True, exist_ok=True)
     with ckpt.fork_rng(device):
         torch.manual_seed(spec["seed"])
         model = build_model(spec["model"])
+        if starts:
+            targets = model.members if isinstance(init, list) else [model]
+            for target, start in zip(targets, starts):
+                target.load_state_dict(start.state_dict())
         strategy = strategy_from_spec(spec["strategy"])
-        data = spec["data"]
+        # shuffle=True: a training subset taken as split "val" would otherwise keep its stored order
         train_loader = loader(data["name"], data["split"], batch_size=data["batch_size"], device=device,
-                              augment=data["augment"], backend=backend, seed=spec["seed"],
+                              augment=data["augment"], backend=backend, seed=spec["seed"], shuffle=True,
                               val_size=data["val_size"], split_seed=data["split_seed"])
-        history = fit(model, train_loader, epochs=spec["epochs"], strategy=strategy,
+        history = fit(model, train_loader, epochs=spec["epochs"], strategy=strategy, eval_fn=eval_fn,
                       checkpoint=folder / CHECKPOINT_FILE, progress=progress, device=device, **spec["optim"])
     with atomic_path(folder / MODEL_FILE) as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
@@ -260,6 +327,87 @@ def _train(spec: dict, folder: Path, device: torch.device, progress: bool, backe
         tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
     _discard(folder, (CHECKPOINT_FILE,))
     return model.eval()
+
+
+def history(spec: dict, **kwargs) -> list[dict]:
+    """The per-epoch training records of the model `spec` describes (training it first if needed):
+    epoch, loss, train_acc, lr, time_s, and the metrics its "eval" key asks for. `kwargs` go to
+    `trained`. The Strength in Numbers and DVERGE chapters plot these as training curves."""
+    spec = normalize(spec)
+    trained(spec, **kwargs)
+    return _read_meta(artifacts_root() / key(spec))["history"]
+
+
+# --------------------------------------------------------------------------- adversarial examples
+
+
+def _adversarial_spec(source, attack: dict, data: dict, combine: str, batch_size: int) -> dict:
+    sources = [normalize(s) for s in (source if isinstance(source, list) else [source])]
+    if not sources:
+        raise ValueError("source must be a spec or a non-empty list of specs")
+    check_choice(combine, "combine", COMBINES)
+    data = _require_dict("data", data)
+    _check_keys("data", data, {"name": True, "split": True, "n": True})
+    try:
+        check_name(data["name"])
+        check_split(data["split"])
+    except DataError as err:
+        raise ValueError(f"data: {err}") from None
+    check_int(data["n"], "data['n']", 1)
+    check_int(batch_size, "batch_size", 1)
+    return {"kind": "adversarial", "sources": sources, "combine": combine, "attack": SpecAttack(attack).full_spec(),
+            "data": dict(data), "batch_size": batch_size}
+
+
+def adversarial(source, attack: dict, data: dict, *, combine: str = "logit", batch_size: int = 500,
+                device: str | torch.device | None = None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adversarial examples of the first data["n"] images of data["name"]/data["split"], computed
+    once against a trained model and stored as data: (x_adv, y) on `device`.
+
+    source: a spec, or a list of specs combined as Ensemble(members, combine) (a surrogate of
+        differently shaped networks, as in the Strength in Numbers and DVERGE black-box columns).
+    attack: an attack spec, {"name": "pgd", "eps": ..., "steps": ..., "seed": ...}; any attack
+        taking (model, x, y) (training.strategies.ATTACK_NAMES).
+    The key hashes the normalised sources, combine, attack (defaults filled in), data and
+    batch_size, so a changed surrogate or attack recomputes. The images are attacked in batches of
+    `batch_size`; it is part of the key because seeded random starts are drawn per batch.
+    """
+    spec = _adversarial_spec(source, attack, data, combine, batch_size)
+    device = _default_device() if device is None else torch.device(device)
+    canonical = json.dumps({"spec": spec, "training_version": TRAINING_VERSION}, sort_keys=True, separators=(",", ":"))
+    folder = artifacts_root() / ("adv-" + hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH])
+    if (folder / META_FILE).exists():
+        try:
+            meta = _read_meta(folder)
+            if meta["spec"] != spec:
+                raise CorruptArtifact(f"{META_FILE} describes a different spec")
+            stored = torch.load(folder / EXAMPLES_FILE, map_location=device, weights_only=True)
+            x_adv, y = stored["x_adv"], stored["y"]
+            if len(x_adv) != meta["n_images"] or len(y) != len(x_adv):
+                raise CorruptArtifact(f"{EXAMPLES_FILE} holds {len(x_adv)} images, not {meta.get('n_images')}")
+            return x_adv, y
+        except (CorruptArtifact, KeyError, TypeError) as err:
+            warnings.warn(f"cache: artifact {folder} is corrupt or partial: {err}; recomputing it", stacklevel=2)
+            _discard(folder, (EXAMPLES_FILE, META_FILE))
+        except Exception as err:  # noqa: BLE001 - truncated zips, unpickling errors
+            warnings.warn(f"cache: artifact {folder} is unreadable ({type(err).__name__}); recomputing it", stacklevel=2)
+            _discard(folder, (EXAMPLES_FILE, META_FILE))
+    began = time.perf_counter()
+    members = [trained(s, progress=progress, device=device) for s in spec["sources"]]
+    model = members[0] if len(members) == 1 else Ensemble(members, combine=combine).to(device).eval()
+    x, y = head(data["name"], data["split"], data["n"], device)
+    run = SpecAttack(spec["attack"])
+    x_adv = torch.cat([run(model, x[i:i + batch_size], y[i:i + batch_size])
+                       for i in range(0, len(x), batch_size)])
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / EXAMPLES_FILE) as tmp:
+        torch.save({"x_adv": x_adv.detach().cpu(), "y": y.cpu()}, tmp)
+    meta = {"key": folder.name, "spec": spec, "n_images": len(x_adv), "wall_time_s": time.perf_counter() - began,
+            "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"torch": torch.__version__, "ensembles_lib": __version__}}
+    with atomic_path(folder / META_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    return x_adv, y
 
 
 # --------------------------------------------------------------------------- the CLI's view
@@ -286,6 +434,15 @@ def list_entries() -> list[dict]:
             try:
                 meta = _read_meta(folder)
                 spec = meta["spec"]
+                if spec.get("kind") == "adversarial":
+                    sources = [_describe(s["model"]) for s in spec["sources"]]
+                    entry.update(status="ok" if (folder / EXAMPLES_FILE).exists() else "corrupt",
+                                 created=meta.get("created"), wall_time_s=meta.get("wall_time_s"),
+                                 summary=f"{spec['attack']['name']} examples of {meta.get('n_images')} "
+                                         f"{spec['data']['name']} {spec['data']['split']} images from "
+                                         f"{' + '.join(sources)}")
+                    entries.append(entry)
+                    continue
                 entry.update(status="ok" if (folder / MODEL_FILE).exists() else "corrupt",
                              created=meta.get("created"), wall_time_s=meta.get("wall_time_s"),
                              summary=f"{_describe(spec['model'])} on {spec['data']['name']}, "

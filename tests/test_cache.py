@@ -120,6 +120,7 @@ def test_killed_training_resumes_from_the_artifact_checkpoint(isolated, tmp_path
                 raise KeyboardInterrupt
             epochs_done.append(1)
             return {}
+        assert kwargs.pop("eval_fn") is None  # SPEC has no "eval" key
         return real_fit(*args, eval_fn=eval_fn, **kwargs)
 
     epochs_done: list = []
@@ -186,3 +187,106 @@ def test_list_and_clear(isolated):
     assert [e["key"] for e in cache.list_entries()] == [cache.key(spec_with(seed=1))]
     assert cache.clear() == [cache.key(spec_with(seed=1))]
     assert cache.list_entries() == []
+
+
+# --------------------------------------------------------------------------- eval, init, history
+
+
+EVAL = {"split": "test", "n": 100, "metrics": [{"name": "clean"},
+                                                {"name": "robust", "attack": {"name": "fgsm", "eps": 0.2}}]}
+
+
+def test_eval_key_records_clean_and_robust_accuracy_per_epoch(isolated):
+    from ensembles_lib.attacks import fgsm
+    from ensembles_lib.data import head
+
+    spec = spec_with(eval=EVAL)
+    assert cache.key(spec) != cache.key(SPEC)  # the recorded metrics belong to the artifact
+    assert "eval" not in cache.normalize(SPEC)  # specs without the key keep their old keys
+    records = cache.history(spec, progress=False, device="cpu", backend="tensor")
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(0 <= r["robust_acc"] <= r["clean_acc"] <= 1 for r in records)
+    model = cache.trained(spec, progress=False, device="cpu")
+    x, y = head("digits", "test", 100)
+    assert records[-1]["clean_acc"] == pytest.approx(accuracy(model, x, y))
+    assert records[-1]["robust_acc"] == pytest.approx(accuracy(model, fgsm(model, x, y, eps=0.2), y))
+    assert len(isolated) == 1  # history() of a trained spec reads the artifact
+    cache.history(spec, progress=False, device="cpu")
+    assert len(isolated) == 1
+
+
+def test_eval_and_init_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="metrics"):
+        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "loss"}]}))
+    with pytest.raises(ValueError, match="attack"):
+        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "robust"}]}))
+    with pytest.raises(ValueError, match="epsilon"):
+        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "robust", "attack": {"name": "pgd", "epsilon": 1}}]}))
+    with pytest.raises(ValueError, match="n"):
+        cache.normalize(spec_with(eval={"n": 0, "metrics": [{"name": "clean"}]}))
+    with pytest.raises(ValueError, match="does not match"):
+        cache.normalize(spec_with(init=spec_with(model={**SPEC["model"], "options": {"width": 4}})))
+    ensemble = {"ensemble": [SPEC["model"], SPEC["model"]], "combine": "prob"}
+    with pytest.raises(ValueError, match="one per member"):
+        cache.normalize(spec_with(model=ensemble, init=[SPEC]))
+
+
+def test_init_starts_from_trained_members(isolated):
+    members = [spec_with(seed=s, epochs=1) for s in (0, 1)]
+    ensemble = {"ensemble": [SPEC["model"], SPEC["model"]], "combine": "prob"}
+    # lr tiny: the fine-tuned members stay next to their starting points
+    spec = spec_with(model=ensemble, init=members, epochs=1, optim={"lr": 1e-6, "schedule": "constant"})
+    model = cache.trained(spec, progress=False, device="cpu", backend="tensor")
+    starts = [cache.trained(m, progress=False, device="cpu") for m in members]
+    assert len(isolated) == 3  # the two members, then the ensemble
+    for member, start in zip(model.members, starts):
+        for (name, a), b in zip(member.state_dict().items(), start.state_dict().values()):
+            if a.is_floating_point() and "running" not in name:
+                assert torch.allclose(a, b, atol=1e-3), name
+    assert not torch.equal(next(model.members[0].parameters()), next(model.members[1].parameters()))
+
+
+# --------------------------------------------------------------------------- adversarial examples
+
+
+def test_adversarial_examples_are_computed_once_and_match_the_attack(isolated):
+    from ensembles_lib.attacks import pgd
+    from ensembles_lib.data import head
+
+    surrogate = [SPEC, spec_with(model={"name": "mlp", "num_classes": 10, "in_channels": 1, "options": {}})]
+    attack = {"name": "pgd", "eps": 0.2, "steps": 3, "seed": 1}
+    data = {"name": "digits", "split": "test", "n": 60}
+    x_adv, y = cache.adversarial(surrogate, attack, data, batch_size=60, device="cpu", progress=False)
+    x, y_ref = head("digits", "test", 60)
+    assert x_adv.shape == x.shape and torch.equal(y, y_ref)
+    assert (x_adv - x).abs().max() <= 0.2 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    members = [cache.trained(s, progress=False, device="cpu") for s in surrogate]
+    expected = pgd(Ensemble(members, combine="logit"), x, y, eps=0.2, steps=3, seed=1)
+    assert torch.allclose(x_adv, expected, atol=1e-6)
+    trainings = len(isolated)
+    again, _ = cache.adversarial(surrogate, attack, data, batch_size=60, device="cpu", progress=False)
+    assert torch.equal(again, x_adv) and len(isolated) == trainings
+    entries = [e for e in cache.list_entries() if e["key"].startswith("adv-")]
+    assert len(entries) == 1 and entries[0]["status"] == "ok" and "pgd" in entries[0]["summary"]
+    # a corrupt file is reported and recomputed, never trusted
+    folder = cache.artifacts_root() / entries[0]["key"]
+    (folder / "examples.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="recomputing"):
+        rebuilt, _ = cache.adversarial(surrogate, attack, data, batch_size=60, device="cpu", progress=False)
+    assert torch.equal(rebuilt, x_adv)
+    batched, _ = cache.adversarial(surrogate, attack, data, batch_size=25, device="cpu", progress=False)
+    assert (batched - x).abs().max() <= 0.2 + 1e-6  # another key: random starts are drawn per batch
+    assert len([e for e in cache.list_entries() if e["key"].startswith("adv-")]) == 2
+
+
+def test_adversarial_errors_name_the_parameter():
+    data = {"name": "digits", "split": "test", "n": 10}
+    with pytest.raises(ValueError, match="combine"):
+        cache.adversarial(SPEC, {"name": "fgsm", "eps": 0.1}, data, combine="median")
+    with pytest.raises(ValueError, match="cw"):
+        cache.adversarial(SPEC, {"name": "cw", "eps": 0.1}, data)
+    with pytest.raises(ValueError, match="n"):
+        cache.adversarial(SPEC, {"name": "fgsm", "eps": 0.1}, {**data, "n": 0})
+    with pytest.raises(ValueError, match="split"):
+        cache.adversarial(SPEC, {"name": "fgsm", "eps": 0.1}, {**data, "split": "dev"})
+    assert not cache.artifacts_root().exists()  # nothing trained before the error

@@ -157,3 +157,16 @@ def test_ffcv_requested_but_missing_says_how_to_fix(monkeypatch):
     with pytest.raises(DataError, match="FFCV does not import here: run `make install`"):
         loader("digits", "train", batch_size=64, backend="ffcv")
     assert loader("digits", "train", batch_size=64, backend="auto").backend == "tensor"
+
+
+def test_head_is_the_first_images_of_the_split_in_order():
+    from ensembles_lib.data import head
+
+    dataset = get("digits", "test")
+    x, y = head("digits", "test", 7)
+    assert x.shape == (7, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(y, torch.from_numpy(dataset.labels[:7]))
+    assert torch.equal(x, torch.from_numpy(dataset.images[:7]).permute(0, 3, 1, 2).float() / 255)
+    assert len(head("digits", "test")[0]) == len(dataset) == len(head("digits", "test", 10_000)[0])
+    with pytest.raises(ValueError, match="n"):
+        head("digits", "test", 0)

@@ -262,8 +262,10 @@ def test_strategy_from_spec():
     assert isinstance(strategy_from_spec({"name": "standard"}), Standard)
     adv = strategy_from_spec({"name": "adversarial", "rho": 0.5, "attack": {"name": "ifgsm", "eps": 0.3, "steps": 7}})
     assert isinstance(adv, Adversarial) and adv.rho == 0.5
-    assert adv.spec() == {"name": "adversarial", "rho": 0.5, "attack": {"name": "ifgsm", "eps": 0.3, "steps": 7}}
-    assert adv.attack.full_spec()["loss"] == "ce"  # defaults filled for the cache key
+    # spec() is complete (defaults filled in: it is the cache key's strategy) and round-trips
+    assert adv.spec() == {"name": "adversarial", "rho": 0.5, "attack": adv.attack.full_spec()}
+    assert adv.spec()["attack"]["loss"] == "ce" and adv.spec()["attack"]["steps"] == 7
+    assert strategy_from_spec(adv.spec()).spec() == adv.spec()
     with pytest.raises(ValueError, match="epsilon"):
         SpecAttack({"name": "pgd", "epsilon": 0.3})
     with pytest.raises(ValueError, match="eps"):
@@ -274,3 +276,29 @@ def test_strategy_from_spec():
         strategy_from_spec({"name": "trades"})
     with pytest.raises(ValueError, match="beta"):
         strategy_from_spec({"name": "standard", "beta": 1})
+
+
+def test_start_epoch_is_called_before_each_epoch_and_again_on_resume(tmp_path):
+    class Recording(Standard):
+        def __init__(self):
+            self.epochs = []
+
+        def start_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+    strategy = Recording()
+    fit(DropoutNet(), digits_loader(), epochs=3, lr=0.1, strategy=strategy, progress=False)
+    assert strategy.epochs == [0, 1, 2]
+    path = tmp_path / "ckpt.pt"
+
+    def die_after_first(model):
+        if len(torch.load(path, weights_only=True)["history"]) if path.exists() else False:
+            raise Killed
+        return {}
+
+    with pytest.raises(Killed):
+        fit(DropoutNet(), digits_loader(), epochs=3, lr=0.1, strategy=Recording(), checkpoint=path,
+            eval_fn=die_after_first, progress=False)
+    resumed = Recording()
+    fit(DropoutNet(), digits_loader(), epochs=3, lr=0.1, strategy=resumed, checkpoint=path, progress=False)
+    assert resumed.epochs == [1, 2]

@@ -3,6 +3,6 @@
 from .augment import Augment
 from .catalog import NAMES, SPLITS, DataNotFound, get
 from .dataset import DataError, ImageDataset
-from .loaders import BACKENDS, ffcv_available, loader
+from .loaders import BACKENDS, ffcv_available, head, loader
 
-__all__ = ["Augment", "BACKENDS", "NAMES", "SPLITS", "DataError", "DataNotFound", "ImageDataset", "ffcv_available", "get", "loader"]
+__all__ = ["Augment", "BACKENDS", "NAMES", "SPLITS", "DataError", "DataNotFound", "ImageDataset", "ffcv_available", "get", "head", "loader"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
+
 import torch
 
 from ..checks import check_choice, check_int
@@ -99,3 +101,17 @@ def loader(name: str, split: str = "train", batch_size: int = 512, device: str |
     from .ffcv_backend import FFCVLoader
 
     return FFCVLoader(dataset, batch_size, device, augment, seed, drop_last, shuffle, num_workers)
+
+
+def head(name: str, split: str = "test", n: int | None = None, device: str | torch.device = "cpu", *,
+         val_size: float | int = 0.1, split_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` images of `name`/`split` (all when n is None) as one (x, y) pair on `device`:
+    x float32 NCHW in [0, 1], y int64, in the split's stored order. Every chapter evaluates and
+    attacks such a fixed subset, and the cache's per-epoch metrics use the same one."""
+    if n is not None:
+        check_int(n, "n", 1)
+    dataset = get(name, split, val_size=val_size, seed=split_seed)
+    count = len(dataset) if n is None else min(n, len(dataset))
+    batches = TensorLoader(dataset.subset(np.arange(count), split), count, torch.device(device), as_augment(False),
+                           0, False, False)
+    return next(iter(batches))

@@ -73,7 +73,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
     train_loader: an iterable of (x, y) batches (x float NCHW in [0, 1]) with len(); if it has
         `set_epoch(epoch)` it is called before each epoch, so the data order depends only on the
         epoch and a resumed run sees the same batches.
-    strategy: an object with `loss(model, x, y) -> (loss, scores)`; default Standard().
+    strategy: an object with `loss(model, x, y) -> (loss, scores)`; default Standard(). If it has
+        `start_epoch(epoch)` (0-based) it is called before each epoch, after the loader's set_epoch.
     optimizer, lr, momentum, weight_decay, nesterov: "sgd" or "adam" (momentum is Adam's beta1).
     schedule: "multistep" (times `gamma` at each epoch in `milestones`), "cosine", "onecycle"
         or "constant"; the learning rate is set every step from the global step count.
@@ -127,6 +128,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         began = time.perf_counter()
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
+        if hasattr(strategy, "start_epoch"):
+            strategy.start_epoch(epoch)  # e.g. DVERGE draws its epoch's layer; a function of epoch only, so resume repeats it
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",

@@ -20,7 +20,7 @@ from torch import nn
 from .. import attacks
 from ..checks import check_number
 
-ATTACK_NAMES = ("fgsm", "ifgsm", "pgd")
+ATTACK_NAMES = ("fgsm", "ifgsm", "pgd", "mifgsm", "di2fgsm", "sgm")  # the attacks taking (model, x, y)
 
 
 def outputs_log_probs(model: nn.Module) -> bool:
@@ -100,7 +100,7 @@ class Adversarial:
         return loss, clean
 
     def spec(self) -> dict:
-        attack = self.attack_spec
+        attack = self.attack.full_spec() if isinstance(self.attack, SpecAttack) else self.attack_spec
         if attack is None:
             attack = {"name": getattr(self.attack, "__name__", repr(self.attack))}
         return {"name": "adversarial", "rho": self.rho, "attack": attack}
