@@ -74,7 +74,15 @@ class Ensemble(nn.Module):
         if self.combine == "random":
             self.last_member = int(torch.randint(len(self.members), (1,), generator=self.generator))
             return self.members[self.last_member](x)
-        logits = self.member_logits(x)
+        return self.combine_logits(self.member_logits(x))
+
+    def combine_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The ensemble's (N, C) scores from its members' (M, N, C) logits by its combine rule, as
+        forward would return them; for strategies that already hold every member's logits (ADP,
+        GAL). "random" draws a member from the ensemble's generator, as one forward call does."""
+        if self.combine == "random":
+            self.last_member = int(torch.randint(len(logits), (1,), generator=self.generator))
+            return logits[self.last_member]
         if self.combine == "logit":
             return logits.mean(0)
         if self.combine == "prob":

@@ -160,3 +160,13 @@ def test_bad_arguments_are_rejected():
     mismatched = Ensemble([Fixed([[0.0, 1.0]]), Fixed([[0.0, 1.0, 2.0]])], combine="logit")
     with pytest.raises(ValueError, match="shape"):
         mismatched(torch.zeros(1, 1))
+
+
+@pytest.mark.parametrize("combine", ["prob", "logit", "vote", "random"])
+def test_combine_logits_is_what_forward_returns(combine):
+    members = linear_members()
+    x = torch.randn(16, 6)
+    model = Ensemble(members, combine=combine, seed=3)
+    direct = model(x)
+    model.manual_seed(3)
+    assert torch.allclose(model.combine_logits(model.member_logits(x)), direct)

@@ -153,13 +153,17 @@ class SpecAttack:
         return f"SpecAttack({self.spec})"
 
 
-STRATEGY_NAMES = ("standard", "adversarial")
+STRATEGY_NAMES = ("standard", "adversarial", "dverge", "adp", "gal")
 
 
 def strategy_from_spec(spec: dict):
-    """Standard() from {"name": "standard"}; Adversarial from {"name": "adversarial", "rho", "attack": {...}}."""
+    """Standard() from {"name": "standard"}; Adversarial from {"name": "adversarial", "rho", "attack": {...}};
+    DVERGE, ADP, GAL (diversity.py) from {"name": "dverge" | "adp" | "gal", their parameters}."""
     if not isinstance(spec, dict) or spec.get("name") not in STRATEGY_NAMES:
         raise ValueError(f"strategy must be a dict whose 'name' is one of {', '.join(STRATEGY_NAMES)}, got {spec!r}")
+    if spec["name"] in ("dverge", "adp", "gal"):
+        from .diversity import DIVERSITY_STRATEGIES  # imported here: diversity.py imports this module
+        return DIVERSITY_STRATEGIES[spec["name"]].from_spec(spec)
     allowed = {"standard": {"name"}, "adversarial": {"name", "rho", "attack"}}[spec["name"]]
     unknown = sorted(set(spec) - allowed)
     if unknown:
