@@ -47,6 +47,7 @@ def test_source_is_clean_with_one_parameters_cell(path):
 def test_runs_end_to_end_under_smoke(path, tmp_path, monkeypatch):
     book = tmp_path / "book"
     monkeypatch.setenv("ENSEMBLES_BOOK_DIR", str(book))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch on one thread, as in conftest.py
     result = runner.run(path.stem, "smoke", failed=tmp_path / "failed")
     assert result.output == book / f"{path.stem}.ipynb"
     nb = nbformat.read(result.output, as_version=4)
