@@ -175,3 +175,26 @@ def test_accuracy_vs_eps_axes():
     plt.close("all")
     with pytest.raises(ValueError, match="results"):
         accuracy_vs_eps({"bad": ([0, 1], [0.5])})
+
+
+@pytest.mark.parametrize("step_rule", ["sign", "adam"])
+def test_accuracy_by_steps_equals_separate_runs(step_rule):
+    from functools import partial
+
+    from ensembles_lib.attacks import ifgsm, pgd
+    from ensembles_lib.evaluation import accuracy_by_steps
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+    x = torch.rand(64, 1, 1, 3)
+    y = (x.flatten(1).sum(1) > 1.5).long()
+    attack = partial(pgd, eps=0.1, step=0.02, step_rule=step_rule, seed=3)
+    curve = accuracy_by_steps(model, x, y, attack, steps=6)
+    assert len(curve) == 7 and curve[0] == accuracy(model, x, y)
+    for k in (1, 3, 6):
+        assert curve[k] == accuracy(model, attack(model, x, y, steps=k), y)
+    assert curve[6] < curve[0]
+    curve = accuracy_by_steps(model, x, y, partial(ifgsm, eps=0.1, step=0.03), steps=4)
+    assert curve[2] == accuracy(model, ifgsm(model, x, y, eps=0.1, steps=2, step=0.03), y)
+    with pytest.raises(ValueError, match="one query per step"):
+        accuracy_by_steps(model, x, y, partial(pgd, eps=0.1, restarts=2, seed=3), steps=3)

@@ -5,7 +5,11 @@ and y (int64); attacks are callables `attack(model, x, y) -> x_adv` with their b
 """
 
 from .accuracy import accuracy, correct, predict
-from .robustness import robust_accuracy
+from .blackbox import adversarial_versions, all_or_nothing, blackbox_accuracy, supports_sgm, transfer_attacks
+from .diversity import diversity_matrix, ensemble_diversity, within_transferability
+from .robustness import accuracy_by_steps, robust_accuracy
 from .transfer import transfer_matrix
 
-__all__ = ["accuracy", "correct", "predict", "robust_accuracy", "transfer_matrix"]
+__all__ = ["accuracy", "accuracy_by_steps", "adversarial_versions", "all_or_nothing", "blackbox_accuracy", "correct", "diversity_matrix",
+           "ensemble_diversity", "predict", "robust_accuracy", "supports_sgm", "transfer_attacks", "transfer_matrix",
+           "within_transferability"]

@@ -44,3 +44,38 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         survived &= ok
     results["all"] = survived.float().mean().item()
     return results
+
+
+class _Recorder(nn.Module):
+    """`model`, noting after every forward call which samples it still classifies correctly."""
+
+    def __init__(self, model: nn.Module, y: torch.Tensor):
+        super().__init__()
+        self.model, self.y, self.correct = model, y, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.model(x)
+        # a query on part of the batch (a restart on the survivors) is counted but cannot be read
+        self.correct.append((scores.argmax(1) == self.y).detach() if len(x) == len(self.y) else None)
+        return scores
+
+
+def accuracy_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, steps: int) -> list[float]:
+    """Accuracy after 0, 1, ..., `steps` steps of ONE run of an iterative attack: entry k equals the
+    accuracy under the same attack run for k steps (the first k iterates of a seeded run do not
+    depend on how many follow), entry 0 is the clean accuracy.
+
+    attack: `attack(model, x, y, steps=...) -> x_adv` querying the model once per step (pgd,
+    ifgsm, member attacks with eot_samples=1 and one restart). One run of `steps` steps replaces
+    `steps` separate runs: the Strength in Numbers chapter's accuracy-vs-steps curve (Fig. 2c).
+    """
+    check_batch(x, y)
+    check_int(steps, "steps", 1)
+    recorder = _Recorder(model, y)
+    x_adv = attack(recorder, x, y, steps=steps)
+    if len(recorder.correct) != steps or any(c is None for c in recorder.correct):
+        raise ValueError(f"attack made {len(recorder.correct)} model queries for {steps} steps: accuracy_by_steps "
+                         "needs one query per step (eot_samples=1, one restart)")
+    # query k (0-based) saw the iterate after k steps; the returned x_adv is the one after `steps`
+    after = recorder.correct[1:] + [correct(model, x_adv, y)]
+    return [correct(model, x, y).float().mean().item()] + [c.float().mean().item() for c in after]

@@ -1,0 +1,90 @@
+"""The DVERGE chapter's parameters (notebooks/dverge.ipynb): Baseline, ADP, GAL and DVERGE
+ensembles, AdvT and DVERGE+AdvT, their transferability, diversity and black-/white-box accuracy.
+
+Budgets are L-inf in pixel units. The paper (CIFAR-10, ResNet-20) distils with eps 0.07 for 3
+members and 0.05 for 5 and 8, and tests transferability at 0.03 (about 8/255). On Fashion-MNIST
+(`cpu`) the usual test budget is 0.1, and we keep the paper's ratio of roughly two between the
+distillation budget and the test budget (0.2). Attack step sizes follow the paper: eps / 10 for
+distillation, eps / 5 for every evaluation attack. Only the iteration counts shrink with the
+profile, so that `cpu` fits 20 minutes on two cores; the notebook prints what each run used.
+"""
+
+from ..data.catalog import NAMES
+from ..profiles import Param
+
+EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel units
+
+SIZES = ("2", "3", "2,3", "3,5", "3,5,8")
+
+PARAMETERS = (
+    Param("dataset", "str", {"smoke": "digits", "cpu": "fashion_mnist", "gpu": "cifar10", "paper": "cifar10"},
+          "dataset every model is trained and attacked on", choices=NAMES),
+    Param("architecture", "str", {"smoke": "small_cnn", "cpu": "small_cnn", "gpu": "resnet20", "paper": "resnet20"},
+          "architecture of every member and surrogate member (resnets allow the SGM black-box attack)",
+          choices=("small_cnn", "lenet5", "resnet20", "resnet32")),
+    Param("width", "int", {"smoke": 8, "cpu": 8, "gpu": 16, "paper": 16},
+          "first-stage channels of small_cnn / resnet20 / resnet32 (ignored by lenet5)", minimum=4, maximum=256),
+    Param("sizes", "str", {"smoke": "2", "cpu": "3", "gpu": "3,5,8", "paper": "3,5,8"},
+          "ensemble sizes (members) trained for every method; the first is the one of Fig. 1-3 and 5",
+          choices=SIZES),
+    Param("train_size", "int", {"smoke": 640, "cpu": 3000, "gpu": 0, "paper": 0},
+          "training images: a fixed random subset of that size of the training set, or 0 for all of it",
+          minimum=0, maximum=60000),
+    Param("epochs", "int", {"smoke": 3, "cpu": 5, "gpu": 30, "paper": 200},
+          "epochs of Baseline, surrogate, ADP and GAL training (DVERGE's pre-training is the Baseline)",
+          minimum=1, maximum=1000),
+    Param("dverge_epochs", "int", {"smoke": 1, "cpu": 3, "gpu": 20, "paper": 200},
+          "epochs of DVERGE, AdvT and DVERGE+AdvT training, all starting from the Baseline members",
+          minimum=1, maximum=1000),
+    Param("batch_size", "int", {"smoke": 64, "cpu": 128, "gpu": 128, "paper": 128}, "training batch size",
+          minimum=2, maximum=4096),
+    Param("lr", "float", {"smoke": 0.1, "cpu": 0.05, "gpu": 0.1, "paper": 0.1},
+          "initial SGD learning rate of Baseline, surrogate, ADP and GAL training (cosine schedule)",
+          minimum=1e-6, maximum=10.0),
+    Param("dverge_lr", "float", {"smoke": 0.01, "cpu": 0.01, "gpu": 0.01, "paper": 0.1},
+          "initial SGD learning rate of DVERGE, AdvT and DVERGE+AdvT (cosine schedule)", minimum=1e-6, maximum=10.0),
+    Param("augment", "bool", {"smoke": False, "cpu": False, "gpu": True, "paper": True},
+          "random crop and flip while training"),
+    Param("distill_eps", "float", {"smoke": 0.2, "cpu": 0.2, "gpu": 0.07, "paper": 0.07},
+          "DVERGE's feature-distillation budget (Eq. 1) for 3 or fewer members (pixel units)", minimum=0.0, maximum=1.0),
+    Param("distill_eps_large", "float", {"smoke": 0.2, "cpu": 0.2, "gpu": 0.05, "paper": 0.05},
+          "the distillation budget for ensembles of more than 3 members (the paper: 0.05 for 5 and 8)",
+          minimum=0.0, maximum=1.0),
+    Param("distill_steps", "int", {"smoke": 5, "cpu": 10, "gpu": 10, "paper": 10},
+          "feature-distillation steps (of distill_eps / steps each)", minimum=1, maximum=100),
+    Param("advt_steps", "int", {"smoke": 3, "cpu": 5, "gpu": 10, "paper": 10},
+          "PGD steps (of eps / 4 each) of AdvT and DVERGE+AdvT training (the authors: 10)", minimum=1, maximum=100),
+    Param("eps", "float", {"smoke": 0.1, "cpu": 0.1, "gpu": EPS_8, "paper": EPS_8},
+          "budget of the transferability matrices (Fig. 2, 3), the decision regions (Fig. 1) and adversarial "
+          "training (AdvT)", minimum=0.0, maximum=1.0),
+    Param("eps_grid", "floats", {"smoke": (0.0, 0.1, 0.2), "cpu": (0.0, 0.05, 0.1, 0.2),
+                                 "gpu": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07),
+                                 "paper": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07)},
+          "budgets of the black-box and white-box accuracy curves (Fig. 4, 5)", minimum=0.0, maximum=1.0),
+    Param("transfer_steps", "int", {"smoke": 3, "cpu": 20, "gpu": 50, "paper": 50},
+          "PGD iterations of the transferability measurements (step eps / 5)", minimum=1, maximum=1000),
+    Param("transfer_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 5, "paper": 5},
+          "PGD random starts of the transferability measurements", minimum=1, maximum=20),
+    Param("whitebox_steps", "int", {"smoke": 3, "cpu": 20, "gpu": 50, "paper": 50},
+          "PGD iterations of the white-box evaluation (step eps / 5)", minimum=1, maximum=1000),
+    Param("whitebox_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 5, "paper": 5},
+          "PGD random starts of the white-box evaluation", minimum=1, maximum=20),
+    Param("blackbox_steps", "int", {"smoke": 3, "cpu": 20, "gpu": 100, "paper": 100},
+          "iterations of every black-box transfer attack (step eps / 5)", minimum=1, maximum=1000),
+    Param("blackbox_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 3, "paper": 3},
+          "random starts of the momentum-PGD black-box attack (each start is one adversarial version)",
+          minimum=1, maximum=20),
+    Param("surrogates", "int", {"smoke": 1, "cpu": 1, "gpu": 3, "paper": 3},
+          "hold-out Baseline surrogate ensembles, of 3, 5 and 8 members (the first n of these)", minimum=1, maximum=3),
+    Param("n_eval", "int", {"smoke": 60, "cpu": 200, "gpu": 1000, "paper": 1000},
+          "test images of the accuracy curves and transfer matrices (the first n_eval of the test split)",
+          minimum=10, maximum=10000),
+    Param("n_history", "int", {"smoke": 40, "cpu": 100, "gpu": 500, "paper": 1000},
+          "test images of the per-epoch diversity and transferability of DVERGE training (Fig. 2)",
+          minimum=10, maximum=10000),
+    Param("rolling_window", "int", {"smoke": 1, "cpu": 1, "gpu": 5, "paper": 30},
+          "epochs of the rolling average in Fig. 2 (the paper: 30)", minimum=1, maximum=1000),
+    Param("advt", "bool", {"smoke": True, "cpu": True, "gpu": True, "paper": True},
+          "train AdvT and DVERGE+AdvT for Fig. 5"),
+    Param("seed", "int", 0, "seed of the first member (member k uses seed + k) and of the attacks", minimum=0),
+)
