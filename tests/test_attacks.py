@@ -85,6 +85,7 @@ ATTACKS = {
     "pgd_restarts": lambda m, x, y, s: pgd(m, x, y, eps=EPS, steps=3, restarts=3, seed=s),
     "pgd_eot": lambda m, x, y, s: pgd(m, x, y, eps=EPS, steps=3, eot_samples=2, seed=s),
     "mifgsm": lambda m, x, y, s: mifgsm(m, x, y, eps=EPS, steps=5, seed=s),
+    "mifgsm_random_start": lambda m, x, y, s: mifgsm(m, x, y, eps=EPS, steps=5, random_start=True, seed=s),
     "di2fgsm": lambda m, x, y, s: di2fgsm(m, x, y, eps=EPS, steps=5, p=0.7, seed=s),
     "m_di2fgsm": lambda m, x, y, s: di2fgsm(m, x, y, eps=EPS, steps=5, mu=1.0, seed=s),
     "sgm": lambda m, x, y, s: sgm(m, x, y, eps=EPS, steps=5, gamma=0.5, seed=s),
@@ -94,7 +95,7 @@ ATTACKS = {
                                                                  rule="gradient_average", seed=s),
     "square": lambda m, x, y, s: square(m, x, y, eps=EPS, n_queries=100, seed=s),
 }
-RANDOM_ATTACKS = ["pgd", "pgd_restarts", "di2fgsm", "ensemble_sign_average", "square"]
+RANDOM_ATTACKS = ["pgd", "pgd_restarts", "mifgsm_random_start", "di2fgsm", "ensemble_sign_average", "square"]
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,9 @@ def test_transfer_attacks_follow_the_papers_list():
             {f"mdi2fgsm-{loss}", f"sgm-{loss}"}
         momentum = [s for s in specs.values() if s["loss"] == loss and s["name"] == "mifgsm"]
         assert all(s["mu"] == 1.0 for s in momentum)
-        # one version per random start where the library's MI-FGSM can start at random
-        assert len(momentum) == (3 if "random_start" in momentum[0] else 1)
+        # one version per random start, each with its own seed
+        assert len(momentum) == 3 and all(s["random_start"] for s in momentum)
+        assert len({s["seed"] for s in momentum}) == 3
     assert len(transfer_attacks(0.05, kinds=("mdi2fgsm",), losses=("cw",))) == 1
     for bad, match in (({"losses": ("ce", "l2")}, "losses"), ({"kinds": ("pgd",)}, "kinds"),
                        ({"restarts": 0}, "restarts"), ({"steps": 0}, "steps")):

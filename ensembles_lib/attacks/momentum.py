@@ -10,27 +10,31 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_batch, check_int, check_number
+from ..checks import check_batch, check_bool, check_int, check_number
 from ._checks import check_eps, check_unit, step_or_default
 from ._iterate import sign_ascent
-from .gradient import attack_mode, generator, gradient
+from .gradient import attack_mode, generator, gradient, uniform_start
 from .losses import LossFn, get_loss
 
 
 def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
            step: Optional[float] = None, mu: float = 1.0, loss: Union[str, LossFn] = "ce",
-           eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+           random_start: bool = False, eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
     """Momentum iterative FGSM: sign steps along g_{t+1} = mu g_t + grad / ||grad||_1
-    (Dong et al. 2018); `step` defaults to eps / steps, mu to the paper's 1.0."""
+    (Dong et al. 2018); `step` defaults to eps / steps, mu to the paper's 1.0. random_start=True
+    starts from a uniform point of the eps-ball drawn with `seed` ("momentum PGD": DVERGE's
+    black-box protocol runs it from three random starts); False starts at x, as Dong et al. do."""
     eps = check_eps(eps)
     steps = check_int(steps, "steps")
     step = step_or_default(step, eps / steps)
     _check_mu(mu)
     get_loss(loss)
+    check_bool(random_start, "random_start")
     check_int(eot_samples, "eot_samples")
     check_batch(x, y)
     with attack_mode(model, seed, x.device):
-        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),
+        start = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
+        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, start,
                            eps=eps, step=step, steps=steps, mu=mu)
 
 

@@ -48,10 +48,8 @@ def transfer_attacks(eps: float, *, steps: int = 100, step: float | None = None,
     starts ("mpgd"), M-DI2-FGSM ("mdi2fgsm") and SGM ("sgm"), each with every loss in `losses`,
     `steps` iterations of `step` (default eps / 5).
 
-    Each random start of momentum PGD is its own version (the paper counts 3 of them among its
-    5 attacks per loss). The library's MI-FGSM starts at x when it offers no `random_start`
-    option; then one momentum-PGD version per loss is made, named "mpgd-<loss>" instead of
-    "mpgd-<loss>-r<k>", since further restarts from the same point would repeat it exactly.
+    Each random start of momentum PGD is its own version, "mpgd-<loss>-r<k>" (the paper counts 3
+    of them among its 5 attacks per loss).
     """
     eps = check_eps(eps)
     if eps == 0:
@@ -66,31 +64,19 @@ def transfer_attacks(eps: float, *, steps: int = 100, step: float | None = None,
         check_choice(kind, "kinds entries", KINDS)
     if not losses or not kinds:
         raise ValueError("losses and kinds must each name at least one entry")
-    random_starts = _mifgsm_has_random_start()
     common = {"eps": eps, "steps": steps, "step": step}
     specs: dict[str, dict] = {}
     for loss in losses:
         if "mpgd" in kinds:
-            if random_starts:
-                for r in range(restarts):
-                    specs[f"mpgd-{loss}-r{r}"] = {"name": "mifgsm", **common, "mu": MOMENTUM, "loss": loss,
-                                                  "random_start": True, "seed": seed + r}
-            else:
-                specs[f"mpgd-{loss}"] = {"name": "mifgsm", **common, "mu": MOMENTUM, "loss": loss, "seed": seed}
+            for r in range(restarts):
+                specs[f"mpgd-{loss}-r{r}"] = {"name": "mifgsm", **common, "mu": MOMENTUM, "loss": loss,
+                                              "random_start": True, "seed": seed + r}
         if "mdi2fgsm" in kinds:
             specs[f"mdi2fgsm-{loss}"] = {"name": "di2fgsm", **common, "mu": MOMENTUM, "p": DI_PROBABILITY,
                                          "loss": loss, "seed": seed}
         if "sgm" in kinds:
             specs[f"sgm-{loss}"] = {"name": "sgm", **common, "gamma": SGM_GAMMA, "loss": loss, "seed": seed}
     return specs
-
-
-def _mifgsm_has_random_start() -> bool:
-    import inspect
-
-    from ..attacks import mifgsm
-
-    return "random_start" in inspect.signature(mifgsm).parameters
 
 
 def supports_sgm(source) -> bool:
