@@ -317,7 +317,6 @@ class GAL:
         return f"GAL(coefficient={self.coefficient})"
 
 
-DIVERSITY_STRATEGIES = {"dverge": DVERGE, "adp": ADP, "gal": GAL}
 
 
 def _kwargs(spec: dict, *, required: tuple, optional: tuple) -> dict:

@@ -151,26 +151,3 @@ class SpecAttack:
 
     def __repr__(self) -> str:
         return f"SpecAttack({self.spec})"
-
-
-STRATEGY_NAMES = ("standard", "adversarial", "dverge", "adp", "gal")
-
-
-def strategy_from_spec(spec: dict):
-    """Standard() from {"name": "standard"}; Adversarial from {"name": "adversarial", "rho", "attack": {...}};
-    DVERGE, ADP, GAL (diversity.py) from {"name": "dverge" | "adp" | "gal", their parameters}."""
-    if not isinstance(spec, dict) or spec.get("name") not in STRATEGY_NAMES:
-        raise ValueError(f"strategy must be a dict whose 'name' is one of {', '.join(STRATEGY_NAMES)}, got {spec!r}")
-    if spec["name"] in ("dverge", "adp", "gal"):
-        from .diversity import DIVERSITY_STRATEGIES  # imported here: diversity.py imports this module
-        return DIVERSITY_STRATEGIES[spec["name"]].from_spec(spec)
-    allowed = {"standard": {"name"}, "adversarial": {"name", "rho", "attack"}}[spec["name"]]
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ValueError(f"strategy {spec['name']!r}: unknown key(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
-    if spec["name"] == "standard":
-        return Standard()
-    if "attack" not in spec:
-        raise ValueError("strategy 'adversarial': missing key 'attack'")
-    return Adversarial(SpecAttack(spec["attack"]), rho=spec.get("rho", 1.0), attack_spec=spec["attack"])
