@@ -6,10 +6,10 @@ and y (int64); attacks are callables `attack(model, x, y) -> x_adv` with their b
 
 from .accuracy import accuracy, correct, predict
 from .blackbox import adversarial_versions, all_or_nothing, blackbox_accuracy, supports_sgm, transfer_attacks
-from .diversity import diversity_matrix, ensemble_diversity, within_transferability
+from .diversity import diversity_matrix, ensemble_diversity, off_diagonal_mean, within_transferability
 from .robustness import accuracy_by_steps, robust_accuracy
 from .transfer import transfer_matrix
 
 __all__ = ["accuracy", "accuracy_by_steps", "adversarial_versions", "all_or_nothing", "blackbox_accuracy", "correct", "diversity_matrix",
-           "ensemble_diversity", "predict", "robust_accuracy", "supports_sgm", "transfer_attacks", "transfer_matrix",
+           "ensemble_diversity", "off_diagonal_mean", "predict", "robust_accuracy", "supports_sgm", "transfer_attacks", "transfer_matrix",
            "within_transferability"]

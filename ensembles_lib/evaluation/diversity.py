@@ -127,7 +127,9 @@ def diversity_matrix(models, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     return table
 
 
-def _off_diagonal_mean(table: pd.DataFrame) -> float:
+def off_diagonal_mean(table: pd.DataFrame) -> float:
+    """Mean of a square member-by-member table's off-diagonal cells (ordered pairs): the
+    ensemble's diversity from diversity_matrix, its transferability from transfer_matrix."""
     values = table.to_numpy(dtype=float)
     n = len(values)
     if n < 2:
@@ -139,7 +141,7 @@ def ensemble_diversity(members, x: torch.Tensor, y: torch.Tensor, **kwargs) -> f
     """The mean of d(f_i, f_j) (Eq. 2) over the pairs i != j of `members`, in nats.
 
     kwargs go to `diversity_matrix` (eps is required)."""
-    return _off_diagonal_mean(diversity_matrix(members, x, y, **kwargs))
+    return off_diagonal_mean(diversity_matrix(members, x, y, **kwargs))
 
 
 def within_transferability(members, x: torch.Tensor, y: torch.Tensor, attack: Callable,
@@ -148,4 +150,4 @@ def within_transferability(members, x: torch.Tensor, y: torch.Tensor, attack: Ca
     images crafted on one member that fool another, averaged over ordered pairs, in [0, 1].
     Images are those all members classify correctly (transfer_matrix's rule)."""
     members = list(members) if isinstance(members, nn.ModuleList) else members
-    return _off_diagonal_mean(transfer_matrix(members, x, y, attack, batch_size=batch_size))
+    return off_diagonal_mean(transfer_matrix(members, x, y, attack, batch_size=batch_size))
