@@ -17,6 +17,18 @@ from torch import nn
 COMBINES = ("prob", "logit", "vote", "random")
 
 
+def members_of(model: nn.Module, user: str) -> nn.ModuleList:
+    """The members of `model`, which must be an Ensemble of at least two; else a ValueError naming
+    `user` (the strategy or metric that compares members: DVERGE, ADP, GAL, diversity, ...)."""
+    if not isinstance(model, Ensemble):
+        raise ValueError(f"{user} compares the members of an ensemble: model must be an Ensemble, "
+                         f"got {type(model).__name__}")
+    if len(model.members) < 2:
+        raise ValueError(f"{user} compares members with each other: the Ensemble must have at least 2 members, "
+                         f"got {len(model.members)}")
+    return model.members
+
+
 class Ensemble(nn.Module):
     """Members combined by one rule; input whatever the members take (images in [0, 1]).
 

@@ -82,15 +82,9 @@ def feature_distance(model: nn.Module, a: torch.Tensor, b: torch.Tensor, *, laye
     taps = feature_layers(model)
     if layer not in taps:
         raise ValueError(f"layer must be one of feature_layers(model) = {taps}, got {layer!r}")
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            diff = features(model, a, layer) - features(model, b, layer)
-            return diff.pow(2).flatten(1).sum(1)
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    with attack_mode(model, 0, a.device), torch.no_grad():
+        diff = features(model, a, layer) - features(model, b, layer)
+        return diff.pow(2).flatten(1).sum(1)
 
 
 def _check_images(x, name: str) -> None:

@@ -14,6 +14,7 @@ import inspect
 import torch
 from torch import nn
 
+from ..ensembles import members_of
 from .accuracy import accuracy
 
 
@@ -30,13 +31,6 @@ def robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: dict) 
     return {"robust_acc": accuracy(model, x_adv, y)}
 
 
-def _members(model: nn.Module, metric: str) -> list:
-    members = getattr(model, "members", None)
-    if not isinstance(members, nn.ModuleList) or len(members) < 2:
-        raise ValueError(f"the {metric!r} metric needs an Ensemble of at least 2 members, got {type(model).__name__}")
-    return list(members)
-
-
 def diversity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
               step: float | None = None, seed: int = 0) -> dict:
     """{"diversity": mean pairwise vulnerability diversity (DVERGE Eq. 2, nats) of the Ensemble's
@@ -44,7 +38,7 @@ def diversity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     with budget `eps` and `steps` steps of `step` (default eps / steps), pixel units."""
     from .diversity import correct_by_all, ensemble_diversity
 
-    members = _members(model, "diversity")
+    members = list(members_of(model, "the 'diversity' metric"))
     if int(correct_by_all(members, x, y).sum()) < 2:
         return {"diversity": float("nan")}
     return {"diversity": ensemble_diversity(members, x, y, eps=eps, steps=steps, step=step, seed=seed)}
@@ -56,7 +50,7 @@ def transferability(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     from ..training.strategies import SpecAttack
     from .diversity import correct_by_all, within_transferability
 
-    members = _members(model, "transferability")
+    members = list(members_of(model, "the 'transferability' metric"))
     if not correct_by_all(members, x, y).any():
         return {"transferability": float("nan")}
     return {"transferability": within_transferability(members, x, y, SpecAttack(attack))}

@@ -24,7 +24,7 @@ from torch import nn
 from ..attacks import distill
 from ..attacks._checks import check_eps, step_or_default
 from ..checks import check_int, check_number
-from ..ensembles import Ensemble
+from ..ensembles import members_of
 from ..models import feature_layers
 from .strategies import SpecAttack
 
@@ -33,17 +33,6 @@ from .strategies import SpecAttack
 # non-maximal predictions are (nearly) linearly dependent.
 ENTROPY_GUARD = 1e-20
 DET_GUARD = 1e-6
-
-
-def ensemble_members(model: nn.Module, strategy: str) -> nn.ModuleList:
-    """The members of `model`, which must be an Ensemble of at least two (else ValueError)."""
-    if not isinstance(model, Ensemble):
-        raise ValueError(f"{strategy} trains the members of an ensemble: model must be an Ensemble, "
-                         f"got {type(model).__name__}")
-    if len(model.members) < 2:
-        raise ValueError(f"{strategy} diversifies members against each other: the Ensemble must have "
-                         f"at least 2 members, got {len(model.members)}")
-    return model.members
 
 
 def eval_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +129,7 @@ class DVERGE:
         return names[int(self.layer_fraction(epoch) * len(names))]
 
     def _check(self, model: nn.Module) -> nn.ModuleList:
-        members = ensemble_members(model, "DVERGE")
+        members = members_of(model, "DVERGE")
         for index, member in enumerate(members):
             taps = feature_layers(member)
             if not taps:
@@ -243,7 +232,7 @@ class ADP:
         self.beta = check_number(beta, "beta", minimum=0)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ensemble_members(model, "ADP")
+        members_of(model, "ADP")
         logits = model.member_logits(x)
         ce = sum(F.cross_entropy(member, y) for member in logits)
         probs = torch.softmax(logits, dim=-1)
@@ -296,7 +285,7 @@ class GAL:
         self.coefficient = check_number(coefficient, "coefficient", minimum=0)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ensemble_members(model, "GAL")
+        members_of(model, "GAL")
         x = x.detach().requires_grad_(True)
         logits = model.member_logits(x)
         # summed over the batch, so that sample n's input gradient is that of its own loss
