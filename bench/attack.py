@@ -19,6 +19,14 @@ torchattacks 13.7, ratio 1.06 (a second run: 15.2 vs 14.5, 1.05); batch 64: 15.7
 images/s, ratio 1.08. Without the channels-last layout the two were at parity (0.96-1.00):
 both run one forward and one input-only backward per step, and nothing else costs much. Under heavy background load
 (load ~5) single runs scattered by +-20%; compare ratios, not absolute figures.
+
+Since the attack contract (issue 10), on a faster 2-core machine at load ~1.5, batch 32: ours
+51-52 images/s, torchattacks 49-50, ratio 1.04-1.05 (earlier code in the same conditions: ours
+45-50, torchattacks 37-44, ratio 1.12-1.25). The ratio fell because the *baseline* got faster:
+attack_mode used to call torch.manual_seed, and while it did, every later run in the process,
+torchattacks' included, was ~11% slower (ours ~3%); seeding only the forked generators removed
+that. Both runs are timed in one process, so an attack's side effects on the process reach the
+baseline: compare ours' images/s across versions as well as the ratio.
 Run with `python bench/attack.py [--batch 32] [--runs 5] [--device cpu|cuda]`.
 """
 

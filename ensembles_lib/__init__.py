@@ -6,6 +6,14 @@ float NCHW in [0, 1], normalisation inside models, attack budgets in pixel units
 
 __version__ = "0.1.0"
 
-from .ensembles import Ensemble
-
 __all__ = ["Ensemble"]
+
+
+def __getattr__(name: str):
+    # `Ensemble` loads on first use (PEP 562): importing the package must not import torch, so
+    # that `ensembles` rejects a bad argument before paying seconds for it
+    if name == "Ensemble":
+        from .ensembles import Ensemble
+
+        return Ensemble
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,14 @@
 shows the trained-model artifacts and `ensembles cache clear [KEY ...]` deletes them.
 `ensembles run CHAPTER [--profile P] [-p NAME VALUE ...]` executes one chapter into book/,
 `ensembles book [--profile P] [--chapters ...]` executes chapters then builds the HTML book,
-`ensembles list` shows every chapter's parameters, defaults per profile and meaning.
+`ensembles list` shows every chapter's parameters, defaults per profile and meaning,
+`ensembles params CHAPTER [--write]` prints (or writes into the notebook) the chapter's papermill
+`parameters` cell, generated from its declaration.
+
+Exit status: 0 done; 1 a chapter or the HTML build failed; 2 a usage error -- an unknown chapter,
+profile or parameter, a value out of range, an unusable data root -- told in one line on stderr
+before anything runs; 130 interrupted (Ctrl-C), with one line saying where the partial notebook
+was kept. Nothing imported at the top imports torch, so a usage error costs a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import profiles
+from . import chapters, profiles
 from .data import catalog
 from .data.dataset import DataError
+from .paths import DataRootError, data_root
 
 
 def prepare_data(names: list[str]) -> int:
@@ -59,7 +67,9 @@ def cache_command(action: str, keys: list[str]) -> int:
 
 
 def run_chapter(chapter: str, profile: str, overrides: dict) -> int:
-    """Execute one chapter (parameters already checked); print where it went or why it failed."""
+    """Execute one chapter (parameters already checked); print where it went or why it failed.
+
+    Ctrl-C propagates as runner.ChapterInterrupted, which `main` reports."""
     from .runner import ChapterFailed, run
 
     print(f"ensembles run {chapter}: profile {profiles.resolve_profile(profile)}"
@@ -69,19 +79,23 @@ def run_chapter(chapter: str, profile: str, overrides: dict) -> int:
     except ChapterFailed as err:
         print(str(err), file=sys.stderr)
         return 1
+    except ValueError as err:  # a registered chapter whose notebook is missing
+        print(f"ensembles run: {err}", file=sys.stderr)
+        return 2
     print(f"ensembles run {chapter}: wrote {result.output} in {result.wall_time_s:.1f} s")
     return 0
 
 
 def run_command(chapter: str, profile: str, pairs: list[list[str]]) -> int:
-    """`ensembles run`: every parameter is converted and validated before papermill starts."""
+    """`ensembles run`: the chapter, the profile, every parameter and the data root are checked
+    before anything heavy is imported or papermill starts."""
     try:
-        profiles.resolve_profile(profile)
-        overrides = profiles.parse_overrides(chapter, pairs)
-        profiles.resolve(chapter, profile, **overrides)
+        profiles.check_profile(profile)
+        overrides = chapters.chapter(chapter).parse(pairs)
     except ValueError as err:
         print(f"ensembles run: {err}", file=sys.stderr)
         return 2
+    data_root()  # an unusable data root is a DataRootError, reported by main
     return run_chapter(chapter, profile, overrides)
 
 
@@ -91,13 +105,14 @@ def book_command(profile: str, chosen: list[str] | None) -> int:
     A failed chapter keeps its last good page, the build still runs, and the exit status is 1.
     """
     try:
-        profiles.resolve_profile(profile)
+        profiles.check_profile(profile)
         for chapter in chosen or []:
-            profiles.parameters(chapter)
+            chapters.chapter(chapter)
     except ValueError as err:
         print(f"ensembles book: {err}", file=sys.stderr)
         return 2
-    failed = [c for c in (chosen or profiles.chapters()) if run_chapter(c, profile, {}) != 0]
+    data_root()
+    failed = [c for c in (chosen or chapters.names()) if run_chapter(c, profile, {}) != 0]
     from .book import build_html
 
     try:
@@ -113,21 +128,38 @@ def book_command(profile: str, chosen: list[str] | None) -> int:
     return 0
 
 
+def params_command(chapter: str, write: bool) -> int:
+    """`ensembles params`: print the chapter's papermill parameters cell, generated from its
+    declaration; with write, put it into notebooks/CHAPTER.ipynb in place of the old one."""
+    try:
+        cell = chapters.chapter(chapter).parameters_cell()
+    except ValueError as err:
+        print(f"ensembles params: {err}", file=sys.stderr)
+        return 2
+    if not write:
+        print(cell)
+        return 0
+    from .runner import write_parameters_cell
+
+    print(f"ensembles params: wrote the parameters cell of {write_parameters_cell(chapter)}")
+    return 0
+
+
 def _shown(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def list_command() -> int:
     """`ensembles list`: each chapter, then one block per parameter with its defaults by profile."""
-    for chapter in profiles.chapters():
-        print(f"{chapter}  (ensembles run {chapter} --profile {'|'.join(profiles.PROFILE_CHOICES)} -p NAME VALUE)")
-        for p in profiles.parameters(chapter):
+    for name in chapters.names():
+        print(f"{name}  (ensembles run {name} --profile {'|'.join(profiles.PROFILE_CHOICES)} -p NAME VALUE)")
+        for p in chapters.parameters(name):
             print(f"  {p.name:<14} {p.meaning}; {p.allowed()}")
             print("  " + " " * 14 + " " + "  ".join(f"{prof}={_shown(p.defaults[prof])}" for prof in profiles.PROFILES))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ensembles", description="The robust-ensembles companion's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="decode and cache datasets under the data root")
@@ -145,7 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     book_parser.add_argument("--profile", default="auto", help=profile_help)
     book_parser.add_argument("--chapters", nargs="+", metavar="CHAPTER", help="the chapters to run (default: all)")
     commands.add_parser("list", help="show the chapters, their parameters, defaults per profile and meaning")
-    args = parser.parse_args(argv)
+    params_parser = commands.add_parser("params", help="print a chapter's papermill parameters cell, made from "
+                                                       "its declaration (--write: put it into the notebook)")
+    params_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
+    params_parser.add_argument("--write", action="store_true", help="replace the cell in notebooks/CHAPTER.ipynb")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "data":
         return prepare_data(args.names)
     if args.command == "run":
@@ -154,7 +193,24 @@ def main(argv: list[str] | None = None) -> int:
         return book_command(args.profile, args.chapters)
     if args.command == "list":
         return list_command()
+    if args.command == "params":
+        return params_command(args.chapter, args.write)
     return cache_command(args.action, args.keys)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `ensembles` command and return its exit status; the errors a user can cause are
+    one line on stderr, never a traceback."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except DataRootError as err:
+        print(f"ensembles {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        # runner.ChapterInterrupted's message says where the partial notebook was kept
+        print(f"ensembles {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

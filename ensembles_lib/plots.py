@@ -1,6 +1,7 @@
 """The figures the chapters share: transfer heatmaps (TREND, DVERGE), accuracy-vs-eps curves
-(every robustness chapter), accuracy-vs-attack-steps and per-epoch training curves (SiN). Each
-function draws on `ax` (a new figure if None) and returns the Axes.
+(every robustness chapter), accuracy-vs-attack-steps and per-epoch training curves (SiN),
+decision regions (DVERGE). Each function draws on `ax` (a new figure if None) and returns the
+Axes. Drawing only: what a figure shows is computed beforehand (by `evaluation`, `cache.history`).
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
 
 
 def _axes(ax, size: tuple[float, float]):
@@ -164,74 +168,47 @@ def rolling_training_curves(histories: Mapping[str, Sequence[Mapping]], metrics:
     return axes
 
 
-def decision_regions(models, x, y: int, surrogate, *, eps: float, resolution: int = 41, seed: int = 0,
-                     classes: Sequence[str] | None = None, axes=None, title: str | None = None):
-    """The predicted class over a 2-D slice of the L-inf eps-ball around one image, one panel per
-    model (DVERGE Fig. 1), colours fixed per class across panels.
+def decision_regions(grid, *, classes: Sequence[str] | None = None, axes=None, title: str | None = None):
+    """Decision regions around one image (DVERGE Fig. 1), one panel per model, colours fixed per
+    class across panels: a grid computed by `evaluation.decision_grid`.
 
-    models: dict name -> model (an Ensemble or a member). x: one image, (C, H, W) or (1, C, H, W),
-    in [0, 1]; y its label. The vertical axis is the surrogate's adversarial direction u =
-    sign(grad_x CE(surrogate(x), y)); the horizontal axis a random Rademacher vector v (+-1 per
-    pixel, seeded). The panel point (b, a) is the image clip(x + a u + b v, 0, 1) for a, b in
-    [-eps, eps] on a `resolution` x `resolution` grid; the image itself is the centre (marked).
-    Since u and v are sign vectors, every point lies within (|a| + |b|) <= 2 eps of x in L-inf.
-    Returns the list of Axes, one per model, in the dict's order.
+    grid: its `regions` (name -> (R, R) array of predicted classes, rows along the surrogate's
+    adversarial direction, columns along the random direction), `eps` (the half-width, pixel
+    units), `label` (the true class, marked in the legend) and `num_classes`. The image itself is
+    the centre (marked with a star). classes: the class names (default their indices). axes: one
+    Axes a model, or None for a new row of panels. Returns the list of Axes, in the regions' order.
     """
-    import numpy as np
-    import torch
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from .attacks import attack_mode, gradient
-    from .evaluation import predict
-
-    if not isinstance(models, Mapping) or not models:
-        raise ValueError("models must be a non-empty dict name -> model")
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 3:
-        raise ValueError(f"resolution must be an int >= 3 (grid points per axis), got {resolution!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
-        raise ValueError(f"eps must be a number in (0, 1] (pixel units), got {eps!r}")
-    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and len(x) != 1):
-        raise ValueError(f"x must be one image, (C, H, W) or (1, C, H, W), got {getattr(x, 'shape', type(x))}")
-    x = (x if x.dim() == 4 else x[None]).detach()
-    label = torch.tensor([int(y)], device=x.device)
-    with attack_mode(surrogate, seed, x.device):
-        u = gradient(surrogate, x, label).sign()
-    gen = torch.Generator().manual_seed(seed)
-    v = (torch.randint(0, 2, x.shape, generator=gen) * 2 - 1).to(x)
-    steps = torch.linspace(-eps, eps, resolution, device=x.device)
-    a, b = torch.meshgrid(steps, steps, indexing="ij")  # a: rows (vertical), b: columns (horizontal)
-    grid = (x + a.reshape(-1, 1, 1, 1) * u + b.reshape(-1, 1, 1, 1) * v).clamp(0, 1)
-    predictions = {name: predict(model, grid).reshape(resolution, resolution).cpu().numpy()
-                   for name, model in models.items()}
-    first = next(iter(models.values()))
-    was_training = first.training
-    first.eval()
-    with torch.no_grad():
-        num_classes = first(x).shape[1]
-    first.train(was_training)
+    regions, eps = getattr(grid, "regions", None), getattr(grid, "eps", None)
+    label, num_classes = getattr(grid, "label", None), getattr(grid, "num_classes", None)
+    if not isinstance(regions, Mapping) or not regions or eps is None or label is None or num_classes is None:
+        raise ValueError("grid must be a decision grid (regions, eps, label, num_classes), "
+                         "e.g. from evaluation.decision_grid")
+    for name, region in regions.items():
+        if np.ndim(region) != 2 or np.shape(region)[0] != np.shape(region)[1]:
+            raise ValueError(f"grid.regions[{name!r}] must be a square 2-D array of classes, "
+                             f"got shape {np.shape(region)}")
+    if classes is not None and len(classes) != num_classes:
+        raise ValueError(f"classes must name all {num_classes} classes, got {len(classes)}")
     palette = sns.color_palette("tab10" if num_classes <= 10 else "tab20", num_classes)
     cmap, norm = ListedColormap(palette), BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
     if axes is None:
-        _, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 1.2, 2.9), squeeze=False)
-        axes = list(axes[0])
+        _, axes = plt.subplots(1, len(regions), figsize=(2.6 * len(regions) + 1.2, 2.9), squeeze=False)
     axes = list(np.ravel(axes)) if not isinstance(axes, plt.Axes) else [axes]
-    if len(axes) != len(models):
-        raise ValueError(f"axes must hold one Axes a model ({len(models)}), got {len(axes)}")
-    for ax, (name, regions) in zip(axes, predictions.items()):
-        ax.imshow(regions, origin="lower", extent=(-eps, eps, -eps, eps), cmap=cmap, norm=norm,
+    if len(axes) != len(regions):
+        raise ValueError(f"axes must hold one Axes a model ({len(regions)}), got {len(axes)}")
+    for ax, (name, region) in zip(axes, regions.items()):
+        ax.imshow(region, origin="lower", extent=(-eps, eps, -eps, eps), cmap=cmap, norm=norm,
                   interpolation="nearest", aspect="equal")
         ax.plot(0, 0, marker="*", color="black", markersize=8)
         ax.set_title(str(name), fontsize=9)
         ax.set_xticks([-eps, 0, eps])
         ax.set_yticks([-eps, 0, eps])
         ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("surrogate's adversarial direction")
-    for ax in axes:
         ax.set_xlabel("random direction", fontsize=8)
-    shown = sorted(set(np.concatenate([r.ravel() for r in predictions.values()]).tolist()))
+    axes[0].set_ylabel("surrogate's adversarial direction")
+    shown = sorted(set(np.concatenate([np.ravel(r) for r in regions.values()]).tolist()))
     names = list(classes) if classes is not None else [str(c) for c in range(num_classes)]
-    axes[-1].legend(handles=[Patch(color=palette[c], label=str(names[c]) + (" (true)" if c == int(y) else ""))
+    axes[-1].legend(handles=[Patch(color=palette[c], label=str(names[c]) + (" (true)" if c == label else ""))
                              for c in shown], bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
     if title:
         axes[0].figure.suptitle(title)

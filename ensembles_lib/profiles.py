@@ -1,4 +1,5 @@
-"""Profiles and chapter parameters: what a chapter may be told, and the validated config it runs on.
+"""Profiles and the machinery of chapter parameters: what a chapter may be told, and the validated
+config it runs on.
 
 A profile is a preset of every parameter of a chapter, sized for a machine:
 
@@ -9,40 +10,60 @@ A profile is a preset of every parameter of a chapter, sized for a machine:
 - ``paper``: the papers' own hyper-parameters;
 - ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
 
-Each chapter declares its parameters once, in ``ensembles_lib/chapters/<chapter>.py`` (a tuple
-``PARAMETERS`` of `Param`), so the command line can list and validate them without executing the
-notebook, and the notebook's config cell turns its overrides into one frozen `Config`:
-
-    config = resolve("tour", profile=profile, epochs=epochs, eps=eps)   # None = profile default
+A chapter declares each parameter once, as a `Param` (name, kind, default per profile, bounds or
+choices, meaning); a `Chapter` holds one chapter's declarations and turns command-line strings,
+keyword overrides or a notebook's namespace into one frozen `Config`, and writes the notebook's
+papermill `parameters` cell. The chapters themselves are registered in `ensembles_lib.chapters`.
 
 An unknown parameter, a wrong type or an out-of-range value is a ValueError naming the parameter
-and what it accepts, raised before any data is loaded. Used by every chapter and by `ensembles`.
+and what it accepts. Nothing here imports torch (only ``resolve_profile("auto")`` asks it about
+CUDA), so `ensembles run` rejects a bad value before the heavy imports. Used by every chapter,
+by `ensembles` and by `specs` (SEED_MAX).
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import math
-import pkgutil
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
-
-import torch
-
-from .checks import check_bool, check_choice, check_int, check_number
 
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 PROFILE_CHOICES = ("auto",) + PROFILES
 KINDS = ("int", "float", "str", "bool", "floats")
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
+# numpy's legacy seeding and torch's generators both take any seed in [0, 2**32 - 1]; torch's
+# upper limit is 2**64 - 1, numpy's RandomState the 32-bit one, so every seed the library takes
+# stays within 32 bits (specs import this bound).
+SEED_MAX = 2**32 - 1
+# Chapters derive seeds from their `seed` parameter as seed + k: member k, DVERGE's surrogates
+# (seed + 1000 + 100 s + k), attack restarts. A chapter's seed therefore stops SEED_ROOM short of
+# SEED_MAX, so every derived seed is still a valid one.
+SEED_ROOM = 10_000
+CHAPTER_SEED_MAX = SEED_MAX - SEED_ROOM
+
+
+def _one_of(value, name: str, allowed) -> Any:
+    """`value` if it is one of `allowed`, else ValueError listing them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def check_profile(profile: str) -> str:
+    """`profile` if it is one of PROFILE_CHOICES (auto included), else ValueError listing them."""
+    return _one_of(profile, "profile", PROFILE_CHOICES)
+
 
 def resolve_profile(profile: str) -> str:
     """`profile` itself, or for "auto" "gpu" when CUDA is available and "cpu" otherwise."""
-    check_choice(profile, "profile", PROFILE_CHOICES)
+    check_profile(profile)
     if profile == "auto":
+        import torch  # only "auto" needs it: validation must not pay for importing torch
+
         return "gpu" if torch.cuda.is_available() else "cpu"
     return profile
 
@@ -54,6 +75,7 @@ class Param:
     kind: "int", "float", "str", "bool" or "floats" (a tuple of floats, e.g. an eps grid).
     default: one value for every profile, or a dict profile -> value covering all of PROFILES.
     minimum / maximum bound numbers (every element for "floats"); choices lists allowed strings.
+    meaning: one line, shown by `ensembles list` and as the comment in the notebook's cell.
     """
 
     name: str
@@ -66,7 +88,18 @@ class Param:
     defaults: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        check_choice(self.kind, f"{self.name}: kind", KINDS)
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"a parameter's name must be a Python identifier, got {self.name!r}")
+        _one_of(self.kind, f"{self.name}: kind", KINDS)
+        # papermill reads the parameters cell a line at a time and gives up on a line with a second "="
+        if not isinstance(self.meaning, str) or not self.meaning.strip() or "\n" in self.meaning or "=" in self.meaning:
+            raise ValueError(f"{self.name}: meaning must be one non-empty line without '=', got {self.meaning!r}")
+        if self.choices is not None and self.kind != "str":
+            raise ValueError(f"{self.name}: choices apply to kind 'str' only, got kind {self.kind!r}")
+        if (self.minimum is not None or self.maximum is not None) and self.kind not in ("int", "float", "floats"):
+            raise ValueError(f"{self.name}: minimum/maximum apply to numbers only, got kind {self.kind!r}")
+        if self.choices is not None:
+            object.__setattr__(self, "choices", tuple(self.choices))
         given = self.default if isinstance(self.default, Mapping) else dict.fromkeys(PROFILES, self.default)
         if set(given) != set(PROFILES):
             raise ValueError(f"{self.name}: default must give a value for each of {', '.join(PROFILES)}, "
@@ -77,15 +110,15 @@ class Param:
     def allowed(self) -> str:
         """What the parameter accepts, in words (for error messages and `ensembles list`)."""
         if self.choices is not None:
-            return "one of " + ", ".join(map(str, self.choices))
+            return "one of " + ", ".join(map(repr, self.choices))
         if self.kind == "bool":
             return "True or False"
-        what = {"int": "an int", "float": "a number", "floats": "numbers, comma-separated", "str": "a string"}[self.kind]
-        low = "" if self.minimum is None else f"{self.minimum}"
-        high = "" if self.maximum is None else f"{self.maximum}"
-        if low and high:
+        what = {"int": "an int", "float": "a number", "floats": "a list of numbers", "str": "a string"}[self.kind]
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
             return f"{what} in [{low}, {high}]"
-        return what + (f" >= {low}" if low else "") + (f" <= {high}" if high else "")
+        # words, not ">=": the text also ends the parameter's line in the notebook's cell (no "=" there)
+        return what + ("" if low is None else f", at least {low}") + ("" if high is None else f", at most {high}")
 
     def _fail(self, value) -> ValueError:
         return ValueError(f"parameter {self.name} must be {self.allowed()}, got {value!r}")
@@ -93,31 +126,27 @@ class Param:
     def check(self, value):
         """`value` in the parameter's kind (ints accepted for floats; any sequence of numbers for
         "floats", returned as a tuple), or ValueError naming the parameter and what it accepts."""
-        if self.kind == "floats":
-            items = () if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else tuple(value)
-            if not items:
-                raise self._fail(value)
-            return tuple(self._number(v, shown=value) for v in items)
-        if self.kind in ("int", "float"):
-            return self._number(value, shown=value)
-        if self.kind == "bool":
-            return check_bool(value, f"parameter {self.name}")
-        if not isinstance(value, str):
+        if self.kind != "floats":
+            return self._scalar(value, self.kind, shown=value)
+        items = () if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__") else tuple(value)
+        if not items:
             raise self._fail(value)
-        return value if self.choices is None else check_choice(value, f"parameter {self.name}", self.choices)
+        return tuple(self._scalar(v, "float", shown=value) for v in items)
 
-    def _number(self, value, shown):
-        """One number within [minimum, maximum]; `shown` is what the error message quotes."""
-        try:
-            if self.kind == "int":
-                number = check_int(value, self.name, minimum=-(2**63) if self.minimum is None else int(self.minimum))
-            else:
-                number = check_number(value, self.name, minimum=-math.inf if self.minimum is None else self.minimum)
-        except ValueError:
-            raise self._fail(shown) from None
-        if self.maximum is not None and number > self.maximum:
+    def _scalar(self, value, kind: str, shown):
+        """One value of `kind` within the bounds and choices; `shown` is what the error quotes."""
+        number = isinstance(value, Real) and not isinstance(value, bool)
+        ok = {"bool": isinstance(value, bool), "str": isinstance(value, str),
+              "int": number and isinstance(value, Integral),
+              "float": number and math.isfinite(value)}[kind]
+        if ok and kind in ("int", "float"):
+            value = int(value) if kind == "int" else float(value)
+            ok = (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+        if ok and self.choices is not None:
+            ok = value in self.choices
+        if not ok:
             raise self._fail(shown)
-        return number
+        return value
 
     def parse(self, text: str):
         """The value a command-line string stands for, checked (`-p eps 0.1`, `-p grid 0,0.1,0.2`,
@@ -184,82 +213,78 @@ class Config(Mapping):
         return f"Config({self.chapter!r}, profile={self.profile!r}, {values})"
 
 
-# --------------------------------------------------------------------------- the registry
-
-_REGISTRY: dict[str, tuple[Param, ...]] = {}
-_LOADED = False
+PROFILE_LINE = 'profile = "auto"  # smoke, cpu, gpu, paper, or auto (gpu when CUDA is available, else cpu)'
+NONE_LINE = "# None means the profile's default; `ensembles list` shows the defaults of every profile."
 
 
-def declare(chapter: str, params) -> tuple[Param, ...]:
-    """Register `chapter`'s parameters (a sequence of Param with distinct names, not "profile")."""
-    if not isinstance(chapter, str) or not chapter.isidentifier():
-        raise ValueError(f"chapter must be an identifier-like name, got {chapter!r}")
-    params = tuple(params)
-    names = [p.name for p in params]
-    if any(not isinstance(p, Param) for p in params) or len(set(names)) != len(names) or "profile" in names:
-        raise ValueError(f"{chapter}: params must be Param objects with distinct names other than 'profile'")
-    _REGISTRY[chapter] = params
-    return params
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter's name and its declared parameters (distinct identifiers, none called "profile").
 
-
-def _registry() -> dict[str, tuple[Param, ...]]:
-    """Every declared chapter; the declarations in ensembles_lib.chapters are imported on first use."""
-    global _LOADED
-    if not _LOADED:
-        from . import chapters
-
-        for module in pkgutil.iter_modules(chapters.__path__):
-            if not module.name.startswith("_"):
-                declare(module.name, importlib.import_module(f"{chapters.__name__}.{module.name}").PARAMETERS)
-        _LOADED = True
-    return _REGISTRY
-
-
-def chapters() -> list[str]:
-    """The names of every declared chapter, sorted."""
-    return sorted(_registry())
-
-
-def parameters(chapter: str) -> tuple[Param, ...]:
-    """`chapter`'s declared parameters, or ValueError listing the chapters."""
-    registry = _registry()
-    return registry[check_choice(chapter, "chapter", sorted(registry))]
-
-
-def _unknown(chapter: str, name: str, params: tuple[Param, ...]) -> ValueError:
-    known = [p.name for p in params]
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return ValueError(f"{chapter} has no parameter {name!r}{hint}; its parameters: {', '.join(known)}")
-
-
-def parse_overrides(chapter: str, pairs) -> dict[str, Any]:
-    """Command-line (NAME, TEXT) pairs as typed, checked values: {"eps": 0.1, ...}."""
-    params = {p.name: p for p in parameters(chapter)}
-    values = {}
-    for name, text in pairs:
-        if name not in params:
-            raise _unknown(chapter, name, tuple(params.values()))
-        values[name] = params[name].parse(text)
-    return values
-
-
-def resolve(chapter: str, profile: str = "auto", **overrides) -> Config:
-    """The frozen, validated Config of `chapter` under `profile`, with `overrides` applied.
-
-    An override of None means "the profile's default" (what a notebook's parameters cell holds).
-    ValueError for an unknown chapter, profile or parameter, a wrong type or an out-of-range value.
+    Every way a chapter is told its parameters goes through here: `parse` (command-line strings),
+    `resolve` (keyword overrides), `resolve_namespace` (a notebook's globals after papermill
+    injected its values); `parameters_cell` is the notebook's papermill cell, one line a parameter.
     """
-    params = parameters(chapter)
-    concrete = resolve_profile(profile)
-    known = {p.name: p for p in params}
-    for name in overrides:
-        if name not in known:
-            raise _unknown(chapter, name, params)
-    values, overridden = {}, []
-    for p in params:
-        given = overrides.get(p.name)
-        values[p.name] = p.defaults[concrete] if given is None else p.check(given)
-        if values[p.name] != p.defaults[concrete]:
-            overridden.append(p.name)
-    return Config(chapter, concrete, values, tuple(overridden))
+
+    name: str
+    params: tuple[Param, ...]
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"chapter must be an identifier-like name, got {self.name!r}")
+        params = tuple(self.params)
+        names = [p.name for p in params]
+        if any(not isinstance(p, Param) for p in params) or len(set(names)) != len(names) or "profile" in names:
+            raise ValueError(f"{self.name}: params must be Param objects with distinct names other than 'profile'")
+        object.__setattr__(self, "params", params)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The parameters' names, in declaration order."""
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        """The declaration of `name`, or ValueError suggesting the closest name and listing all."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        close = difflib.get_close_matches(name, self.names, n=1) if isinstance(name, str) else []
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"{self.name} has no parameter {name!r}{hint}; its parameters: {', '.join(self.names)}")
+
+    def parse(self, pairs) -> dict[str, Any]:
+        """Command-line (NAME, TEXT) pairs as typed, checked values: {"eps": 0.1, ...}."""
+        return {name: self.param(name).parse(text) for name, text in pairs}
+
+    def resolve(self, profile: str = "auto", **overrides) -> Config:
+        """The frozen, validated Config under `profile`, with `overrides` applied.
+
+        An override of None means "the profile's default" (what a notebook's parameters cell holds).
+        ValueError for an unknown profile or parameter, a wrong type or an out-of-range value;
+        every override is checked before the profile is resolved (which may import torch).
+        """
+        check_profile(profile)
+        checked = {name: self.param(name).check(value) for name, value in overrides.items() if value is not None}
+        concrete = resolve_profile(profile)
+        values = {p.name: checked.get(p.name, p.defaults[concrete]) for p in self.params}
+        overridden = tuple(p.name for p in self.params if values[p.name] != p.defaults[concrete])
+        return Config(self.name, concrete, values, overridden)
+
+    def resolve_namespace(self, namespace: Mapping[str, Any]) -> Config:
+        """The Config of a notebook: `profile` and every declared name picked out of `namespace`
+        (its `globals()`, holding the parameters cell's values and what papermill injected).
+
+        ValueError naming every declared parameter the namespace lacks: the parameters cell must
+        assign each one (`ensembles params CHAPTER --write` writes it from the declaration).
+        """
+        missing = [n for n in ("profile",) + self.names if n not in namespace]
+        if missing:
+            raise ValueError(f"{self.name}: the notebook's parameters cell does not assign {', '.join(missing)}; "
+                             f"`ensembles params {self.name} --write` writes the cell from the declaration")
+        return self.resolve(namespace["profile"], **{n: namespace[n] for n in self.names})
+
+    def parameters_cell(self) -> str:
+        """The source of the notebook's papermill `parameters` cell: `profile`, then one
+        `name = None  # meaning; allowed` line a parameter (papermill --help-notebook shows them)."""
+        lines = [f"{p.name} = None  # {p.meaning}; {p.allowed()}" for p in self.params]
+        return "\n".join([PROFILE_LINE, NONE_LINE] + lines)

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ensembles_lib import Ensemble, cache
+from ensembles_lib import Ensemble, cache, specs
 from ensembles_lib.data import loader
 from ensembles_lib.evaluation import accuracy
 
@@ -54,7 +54,7 @@ def test_second_call_loads_instead_of_training(isolated):
     folder = cache.artifacts_root() / cache.key(SPEC)
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.pt"]  # checkpoint removed
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["spec"] == cache.normalize(SPEC) and len(meta["history"]) == 2
+    assert meta["spec"] == specs.training_run(SPEC).canonical() and len(meta["history"]) == 2
     assert meta["versions"]["torch"] == torch.__version__ and meta["wall_time_s"] > 0
     again = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
     assert len(isolated) == 1
@@ -89,10 +89,10 @@ def test_truncated_model_file_is_reported_and_retrained(isolated):
 def test_model_file_without_meta_is_partial_and_retrained(isolated):
     cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
     folder = cache.artifacts_root() / cache.key(SPEC)
-    (folder / "meta.json").unlink()
-    with pytest.warns(UserWarning, match="meta.json"):
-        cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
-    assert len(isolated) == 2
+    (folder / "meta.json").unlink()  # as a kill between model.pt and meta.json leaves it
+    assert [e["status"] for e in cache.list_entries()] == ["unfinished"]
+    cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    assert len(isolated) == 2 and [e["status"] for e in cache.list_entries()] == ["ok"]
 
 
 def test_changed_spec_retrains_and_defaults_do_not(isolated):
@@ -128,7 +128,7 @@ def test_killed_training_resumes_from_the_artifact_checkpoint(isolated, tmp_path
     with pytest.raises(KeyboardInterrupt):
         cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
     folder = cache.artifacts_root() / cache.key(SPEC)
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "checkpoint.pt.sha256"]
     assert [e["status"] for e in cache.list_entries()] == ["unfinished"]
     monkeypatch.setattr(cache, "fit", real_fit)
     resumed = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
@@ -149,7 +149,12 @@ def test_killed_training_resumes_from_the_artifact_checkpoint(isolated, tmp_path
     (spec_with(strategy={"name": "adversarial", "attack": {"name": "pgd", "eps": 0.3, "stpes": 3}}), "stpes"),
     (spec_with(strategy={"name": "adversarial"}), "attack"),
     (spec_with(epochs=0), "epochs"),
-    (spec_with(seed=torch.tensor(1)), "JSON"),
+    (spec_with(seed=torch.tensor(1)), "seed"),
+    (spec_with(seed=99999999999999999999999), "seed"),
+    (spec_with(seed=-1), "seed"),
+    (spec_with(epochs=True), "epochs"),
+    (spec_with(model={**SPEC["model"], "num_classes": 3}), "num_classes=3.*10 classes"),
+    (spec_with(model={**SPEC["model"], "in_channels": 3}), "in_channels=3.*1 channel"),
 ])
 def test_invalid_specs_fail_before_training(isolated, spec, name):
     with pytest.raises(ValueError, match=name):
@@ -166,8 +171,8 @@ def test_adversarial_ensemble_spec_trains_the_whole_ensemble(isolated):
     assert isinstance(model, Ensemble) and len(model.members) == 2
     a, b = (m.state_dict()["fc.weight"] for m in model.members)
     assert not torch.equal(a, b)  # members initialised differently (SiN's only source of diversity)
-    normalized = cache.normalize(spec)
-    assert normalized["strategy"]["attack"]["loss"] == "ce"  # the attack's defaults are part of the key
+    canonical = specs.training_run(spec).canonical()
+    assert canonical["strategy"]["attack"]["loss"] == "ce"  # the attack's defaults are part of the key
     loaded = cache.trained(spec, progress=False, device="cpu", backend="tensor")
     assert len(isolated) == 1 and same_weights(model, loaded)
 
@@ -202,7 +207,7 @@ def test_eval_key_records_clean_and_robust_accuracy_per_epoch(isolated):
 
     spec = spec_with(eval=EVAL)
     assert cache.key(spec) != cache.key(SPEC)  # the recorded metrics belong to the artifact
-    assert "eval" not in cache.normalize(SPEC)  # specs without the key keep their old keys
+    assert "eval" not in specs.training_run(SPEC).canonical()  # absent optional keys stay absent
     records = cache.history(spec, progress=False, device="cpu", backend="tensor")
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(0 <= r["robust_acc"] <= r["clean_acc"] <= 1 for r in records)
@@ -217,18 +222,18 @@ def test_eval_key_records_clean_and_robust_accuracy_per_epoch(isolated):
 
 def test_eval_and_init_errors_name_the_parameter():
     with pytest.raises(ValueError, match="metrics"):
-        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "loss"}]}))
+        specs.training_run(spec_with(eval={"n": 10, "metrics": [{"name": "loss"}]}))
     with pytest.raises(ValueError, match="attack"):
-        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "robust"}]}))
+        specs.training_run(spec_with(eval={"n": 10, "metrics": [{"name": "robust"}]}))
     with pytest.raises(ValueError, match="epsilon"):
-        cache.normalize(spec_with(eval={"n": 10, "metrics": [{"name": "robust", "attack": {"name": "pgd", "epsilon": 1}}]}))
+        specs.training_run(spec_with(eval={"n": 10, "metrics": [{"name": "robust", "attack": {"name": "pgd", "epsilon": 1}}]}))
     with pytest.raises(ValueError, match="n"):
-        cache.normalize(spec_with(eval={"n": 0, "metrics": [{"name": "clean"}]}))
+        specs.training_run(spec_with(eval={"n": 0, "metrics": [{"name": "clean"}]}))
     with pytest.raises(ValueError, match="does not match"):
-        cache.normalize(spec_with(init=spec_with(model={**SPEC["model"], "options": {"width": 4}})))
+        specs.training_run(spec_with(init=spec_with(model={**SPEC["model"], "options": {"width": 4}})))
     ensemble = {"ensemble": [SPEC["model"], SPEC["model"]], "combine": "prob"}
     with pytest.raises(ValueError, match="one per member"):
-        cache.normalize(spec_with(model=ensemble, init=[SPEC]))
+        specs.training_run(spec_with(model=ensemble, init=[SPEC]))
 
 
 def test_init_starts_from_trained_members(isolated):
@@ -290,3 +295,144 @@ def test_adversarial_errors_name_the_parameter():
     with pytest.raises(ValueError, match="split"):
         cache.adversarial(SPEC, {"name": "fgsm", "eps": 0.1}, {**data, "split": "dev"})
     assert not cache.artifacts_root().exists()  # nothing trained before the error
+
+
+# --------------------------------------------------------------------------- faults a hostile user finds
+
+
+def flip_byte(path, offset_fraction: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * offset_fraction)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_in_model_file_is_detected_and_retrained(isolated):
+    model = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    folder = cache.artifacts_root() / cache.key(SPEC)
+    flip_byte(folder / "model.pt", 0.9)  # inside the tensor data: torch.load alone would not notice
+    with pytest.warns(UserWarning, match="model.pt"):
+        rebuilt = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    assert len(isolated) == 2 and same_weights(model, rebuilt)
+
+
+def test_model_file_swapped_for_other_weights_is_detected(isolated):
+    cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    other = cache.trained(spec_with(seed=1), progress=False, device="cpu", backend="tensor")
+    folder = cache.artifacts_root() / cache.key(SPEC)
+    (folder / "model.pt").write_bytes((cache.artifacts_root() / cache.key(spec_with(seed=1)) / "model.pt").read_bytes())
+    with pytest.warns(UserWarning, match="model.pt"):
+        again = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    assert len(isolated) == 3 and not same_weights(again, other)
+
+
+def test_meta_without_history_is_rebuilt_not_a_key_error(isolated):
+    cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    meta_path = cache.artifacts_root() / cache.key(SPEC) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["history"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="history"):
+        records = cache.history(SPEC, progress=False, device="cpu", backend="tensor")
+    assert [r["epoch"] for r in records] == [1, 2] and len(isolated) == 2
+
+
+def _interrupt_after_first_epoch(monkeypatch):
+    """cache.fit that stops (as a kill would) after writing the first epoch's checkpoint."""
+    real_fit = cache.fit
+
+    def dying_fit(*args, **kwargs):
+        def eval_fn(model):
+            if done:
+                raise KeyboardInterrupt
+            done.append(1)
+            return {}
+        kwargs.pop("eval_fn")
+        return real_fit(*args, eval_fn=eval_fn, **kwargs)
+
+    done: list = []
+    monkeypatch.setattr(cache, "fit", dying_fit)
+    return real_fit
+
+
+def test_flipped_byte_in_checkpoint_is_not_resumed(isolated, tmp_path, monkeypatch):
+    reference = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    monkeypatch.setenv("ENSEMBLES_DATA_DIR", str(tmp_path / "killed_root"))
+    real_fit = _interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    monkeypatch.setattr(cache, "fit", real_fit)
+    checkpoint = cache.artifacts_root() / cache.key(SPEC) / "checkpoint.pt"
+    flip_byte(checkpoint, 0.9)
+    with pytest.warns(UserWarning, match="checkpoint"):
+        rebuilt = cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    assert same_weights(reference, rebuilt)  # trained from scratch, not from the garbage
+    meta = json.loads((checkpoint.parent / "meta.json").read_text())
+    assert [r["epoch"] for r in meta["history"]] == [1, 2]
+
+
+def test_kill_between_model_and_meta_keeps_the_checkpoint(isolated, monkeypatch):
+    real_commit = cache.Store.commit
+
+    def killed_commit(self, key, files, meta):
+        name, write = next(iter(files.items()))
+        write(self.folder(key) / name)  # model.pt reached the disk; meta.json never will
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.Store, "commit", killed_commit)
+    with pytest.raises(KeyboardInterrupt):
+        cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    folder = cache.artifacts_root() / cache.key(SPEC)
+    assert (folder / "checkpoint.pt").exists()  # the final checkpoint survives until the artifact is complete
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)["history"]
+    monkeypatch.setattr(cache.Store, "commit", real_commit)
+    cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    meta = json.loads((folder / "meta.json").read_text())
+    # resumed after the last epoch: the history (wall times included) is the checkpoint's, nothing retrained
+    assert meta["history"] == saved and not (folder / "checkpoint.pt").exists()
+
+
+def test_key_follows_the_content_of_an_imagefolder_dataset(isolated, tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for label in ("a", "b"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / label / f"{i}.png")
+    spec = spec_with(model={"name": "mlp", "num_classes": 2, "in_channels": 3, "options": {}},
+                     data={"name": f"imagefolder:{root}", "split": "train", "batch_size": 4}, epochs=1)
+    before = cache.key(spec)
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / "train" / "a" / "0.png")  # an edit inside a class
+    assert cache.key(spec) != before
+
+
+def test_concurrent_processes_train_one_spec_once(tmp_path):
+    """N real processes ask for one spec: one trains, the others wait and load the same weights."""
+    import subprocess
+    import sys
+
+    root, log = tmp_path / "shared_root", tmp_path / "trainings.log"
+    script = f"""
+import hashlib, sys, torch
+torch.set_num_threads(1)
+from ensembles_lib import cache
+real_fit = cache.fit
+def logged_fit(*args, **kwargs):
+    with open({str(log)!r}, "a") as f:
+        f.write("trained\\n")
+    return real_fit(*args, **kwargs)
+cache.fit = logged_fit
+model = cache.trained({SPEC!r}, progress=False, device="cpu", backend="tensor")
+digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest()
+print(digest)
+"""
+    env = {**__import__("os").environ, "ENSEMBLES_DATA_DIR": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    assert log.read_text().splitlines() == ["trained"]
+    assert len({out.strip() for out, _ in outputs}) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 
@@ -130,6 +131,29 @@ def test_imagefolder_directory_and_archives(tmp_path, tmp_data_root, form):
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1] and test.labels.tolist() == [0, 1]
     assert np.array_equal(train.images[4], pixels[("train", "dog", 1)])  # PNG is lossless
     assert np.array_equal(test.images[0], pixels[("test", "cat", 0)])
+
+
+def test_imagefolder_directory_cache_sees_edits_inside_class_folders(tmp_path, tmp_data_root):
+    """The decoded cache of a directory source is stamped with every file under it, not the top folder."""
+    tree = tmp_path / "pets"
+    pixels = _write_png_tree(tree)
+    name = f"imagefolder:{tree}"
+    before = get(name, "train")
+    assert np.array_equal(before.images[1], pixels[("train", "cat", 1)])
+    edited = tree / "train" / "cat" / "001.png"
+    new_pixels = np.full((6, 5, 3), 7, dtype=np.uint8)
+    stat = edited.stat()
+    Image.fromarray(new_pixels).save(edited)
+    # file-system clocks tick coarsely: make sure the edit is not within the tick of the first write
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    after = get(name, "train")
+    assert np.array_equal(after.images[1], new_pixels) and after.fingerprint() != before.fingerprint()
+    assert np.array_equal(after.images[0], before.images[0])  # the rest is decoded unchanged
+    Image.fromarray(new_pixels).save(tree / "train" / "dog" / "009.png")  # an added image
+    assert len(get(name, "train")) == 7
+    (tree / "train" / "cat" / "000.png").unlink()  # a removed one
+    assert len(get(name, "train")) == 6 and get(name, "train").labels.tolist() == [0, 0, 1, 1, 1, 1]
+    assert len(get(name, "test")) == 2  # the other split is stamped by the same tree and still right
 
 
 def test_imagefolder_greyscale_stays_one_channel(tmp_path, tmp_data_root):

@@ -314,7 +314,7 @@ def test_errors(batch):
         DVERGE(0.1, layers="features.conv1.tap")
     with pytest.raises(ValueError, match="adv_attack"):
         DVERGE(0.1, adv_attack="pgd")
-    with pytest.raises(ValueError, match="unknown parameter"):
+    with pytest.raises(ValueError, match=r"adv_attack.*stepz.*unknown field"):
         DVERGE(0.1, adv_attack={"name": "pgd", "eps": 0.1, "stepz": 3})
     with pytest.raises(ValueError, match="rho"):
         DVERGE(0.1, rho=-1)
@@ -322,7 +322,7 @@ def test_errors(batch):
         ADP(alpha=-1)
     with pytest.raises(ValueError, match="coefficient"):
         GAL(coefficient=float("inf"))
-    with pytest.raises(ValueError, match="missing key"):
+    with pytest.raises(ValueError, match=r"\['eps'\]: Field required"):
         strategy_from_spec({"name": "dverge"})
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"\['lambda'\]: unknown field"):
         strategy_from_spec({"name": "gal", "lambda": 0.5})

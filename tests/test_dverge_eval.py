@@ -14,15 +14,17 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ensembles_lib import Ensemble, cache, profiles  # noqa: E402
+from ensembles_lib import Ensemble, cache, chapters, profiles  # noqa: E402
+from ensembles_lib.blackbox import blackbox_accuracy, supports_sgm  # noqa: E402
 from ensembles_lib.data import head, loader  # noqa: E402
-from ensembles_lib.evaluation import (accuracy, all_or_nothing, blackbox_accuracy, correct,  # noqa: E402
-                                      diversity_matrix, ensemble_diversity, predict, supports_sgm, transfer_attacks,
-                                      transfer_matrix, within_transferability)
+from ensembles_lib.evaluation import (accuracy, all_or_nothing, correct, decision_grid,  # noqa: E402
+                                      diversity_matrix, ensemble_diversity, has_residual_members, predict,
+                                      transfer_attacks, transfer_matrix, within_transferability)
 from ensembles_lib.evaluation.diversity import source_pairing  # noqa: E402
-from ensembles_lib.evaluation.epoch_metrics import EPOCH_METRICS, check_metric  # noqa: E402
+from ensembles_lib.evaluation.epoch_metrics import EPOCH_METRICS, evaluate  # noqa: E402
 from ensembles_lib.models import build  # noqa: E402
 from ensembles_lib.plots import decision_regions, rolling_training_curves  # noqa: E402
+from ensembles_lib.specs import MetricSpec, check_value  # noqa: E402
 from ensembles_lib.training import fit  # noqa: E402
 
 
@@ -66,12 +68,14 @@ def test_transfer_attacks_follow_the_papers_list():
         assert len(momentum) == 3 and all(s["random_start"] for s in momentum)
         assert len({s["seed"] for s in momentum}) == 3
     assert len(transfer_attacks(0.05, kinds=("mdi2fgsm",), losses=("cw",))) == 1
-    for bad, match in (({"losses": ("ce", "l2")}, "losses"), ({"kinds": ("pgd",)}, "kinds"),
-                       ({"restarts": 0}, "restarts"), ({"steps": 0}, "steps")):
+    for bad, match in (({"losses": ("ce", "l2")}, "losses"), ({"kinds": ("pgd",)}, "kinds"), ({"kinds": ()}, "kinds"),
+                       ({"restarts": 0}, "restarts"), ({"steps": 0}, "steps"), ({"steps": True}, "steps"),
+                       ({"seed": -1}, "seed"), ({"step": 2.0}, "step")):
         with pytest.raises(ValueError, match=match):
             transfer_attacks(0.05, **bad)
-    with pytest.raises(ValueError, match="eps"):
-        transfer_attacks(0.0)
+    for eps in (0.0, 1.5, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="eps"):
+            transfer_attacks(eps)
 
 
 # --------------------------------------------------------------------------- models on digits
@@ -141,20 +145,20 @@ def test_within_transferability_is_the_mean_off_diagonal(digits_models, digits_t
 def test_epoch_metrics_measure_an_ensembles_members(digits_models, digits_test):
     x, y = digits_test
     ensemble = Ensemble([copy.deepcopy(m) for m in digits_models])
-    spec = {"name": "diversity", "eps": 0.2, "steps": 5, "seed": 3}
-    assert check_metric(spec) is spec
+    spec = check_value(MetricSpec, {"name": "diversity", "eps": 0.2, "steps": 5, "seed": 3}, "metric")
     record = EPOCH_METRICS["diversity"](ensemble, x, y, eps=0.2, steps=5, seed=3)
     assert record["diversity"] == pytest.approx(ensemble_diversity(list(digits_models), x, y, eps=0.2, steps=5, seed=3))
+    assert evaluate([spec], ensemble, x, y) == record
     attack = {"name": "pgd", "eps": 0.2, "steps": 3, "seed": 0}
-    check_metric({"name": "transferability", "attack": attack})
+    check_value(MetricSpec, {"name": "transferability", "attack": attack}, "metric")
     rate = EPOCH_METRICS["transferability"](ensemble, x, y, attack=attack)["transferability"]
     assert 0.0 <= rate <= 1.0
     with pytest.raises(ValueError, match="Ensemble"):
         EPOCH_METRICS["diversity"](digits_models[0], x, y, eps=0.2)
     with pytest.raises(ValueError, match="eps"):
-        check_metric({"name": "diversity"})
+        check_value(MetricSpec, {"name": "diversity"}, "metric")
     with pytest.raises(ValueError, match="epsilon"):
-        check_metric({"name": "transferability", "attack": {"name": "pgd", "epsilon": 0.1}})
+        check_value(MetricSpec, {"name": "transferability", "attack": {"name": "pgd", "epsilon": 0.1}}, "metric")
 
 
 # --------------------------------------------------------------------------- black box through the cache
@@ -188,6 +192,11 @@ def test_blackbox_accuracy_is_all_or_nothing_over_the_cached_versions(tmp_data_r
 def test_sgm_needs_residual_surrogates_and_says_so_before_training(tmp_data_root, digits_models):
     resnet = {**SURROGATE, "model": {"name": "resnet20", "num_classes": 10, "in_channels": 1, "options": {"width": 4}}}
     assert supports_sgm([resnet]) and not supports_sgm([SURROGATE]) and not supports_sgm([resnet, SURROGATE])
+    resnet_model = build("resnet20", num_classes=10, in_channels=1, width=4)
+    assert supports_sgm(resnet_model) and has_residual_members(Ensemble([resnet_model, copy.deepcopy(resnet_model)]))
+    assert not has_residual_members(Ensemble([resnet_model, digits_models[0]]))
+    with pytest.raises(ValueError, match="source"):
+        supports_sgm([])
     with pytest.raises(ValueError, match="residual"):
         blackbox_accuracy({"t": digits_models[0]}, {"s": [SURROGATE]}, (0.1,), {"name": "digits", "split": "test", "n": 10},
                           device="cpu")
@@ -197,25 +206,19 @@ def test_sgm_needs_residual_surrogates_and_says_so_before_training(tmp_data_root
 # --------------------------------------------------------------------------- plots
 
 
-def test_decision_regions_draws_one_panel_per_model(digits_models, digits_test):
+def test_decision_regions_of_trained_models_are_computed_then_drawn(digits_models, digits_test):
     x, y = digits_test
     a, b = digits_models
     models = {"ensemble": Ensemble([a, b]).eval(), "member 1": a, "member 2": b}
-    axes = decision_regions(models, x[0], int(y[0]), a, eps=0.2, resolution=9, seed=0)
-    assert [ax.get_title() for ax in axes] == list(models)
-    regions = axes[0].get_images()[0].get_array()
-    assert regions.shape == (9, 9)
-    # the centre of the grid is the image itself, which the ensemble classifies as it does alone
-    assert regions[4, 4] == predict(models["ensemble"], x[:1]).item()
+    grid = decision_grid(models, x[0], int(y[0]), a, eps=0.2, resolution=9, seed=0)
+    assert list(grid.regions) == list(models) and all(r.shape == (9, 9) for r in grid.regions.values())
+    # the centre of the grid is the image itself, which each model classifies as it does alone
+    for name, model in models.items():
+        assert grid.regions[name][4, 4] == predict(model, x[:1]).item()
     assert not any(m.training for m in models["ensemble"].modules())  # modes restored
-    plt.close("all")
-    _, given = plt.subplots(1, 2)
-    with pytest.raises(ValueError, match="axes"):
-        decision_regions(models, x[0], int(y[0]), a, eps=0.2, resolution=5, axes=given)
-    with pytest.raises(ValueError, match="eps"):
-        decision_regions(models, x[0], int(y[0]), a, eps=0.0)
-    with pytest.raises(ValueError, match="one image"):
-        decision_regions(models, x[:2], int(y[0]), a, eps=0.1)
+    axes = decision_regions(grid)
+    assert [ax.get_title() for ax in axes] == list(models)
+    assert (axes[0].get_images()[0].get_array() == grid.regions["ensemble"]).all()
     plt.close("all")
 
 
@@ -233,7 +236,7 @@ def test_rolling_curves_plot_the_trailing_mean():
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
 def test_parameters_resolve_for_every_profile(profile):
-    config = profiles.resolve("dverge", profile=profile)
+    config = chapters.resolve("dverge", profile=profile)
     sizes = [int(s) for s in config.sizes.split(",")]
     assert sizes and all(s >= 2 for s in sizes) and sizes == sorted(sizes)
     assert 0 in config.eps_grid and config.eps in config.eps_grid or config.eps <= max(config.eps_grid)
@@ -245,8 +248,8 @@ def test_parameters_resolve_for_every_profile(profile):
 
 def test_bad_parameters_name_themselves():
     with pytest.raises(ValueError, match="sizes"):
-        profiles.resolve("dverge", profile="smoke", sizes="4")
+        chapters.resolve("dverge", profile="smoke", sizes="4")
     with pytest.raises(ValueError, match="distill_eps"):
-        profiles.resolve("dverge", profile="smoke", distill_eps=2.0)
+        chapters.resolve("dverge", profile="smoke", distill_eps=2.0)
     with pytest.raises(ValueError, match="did you mean"):
-        profiles.resolve("dverge", profile="smoke", distil_eps=0.1)
+        chapters.resolve("dverge", profile="smoke", distil_eps=0.1)

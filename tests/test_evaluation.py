@@ -1,5 +1,6 @@
-"""accuracy, robust_accuracy (all-or-nothing), transfer_matrix (the papers' protocol) and the plots,
-on hand-built models whose behaviour under each hand-built attack is known exactly."""
+"""accuracy, robust_accuracy (all-or-nothing), transfer_matrix (the papers' protocol), the
+decision grid and the plots, on hand-built models whose behaviour under each hand-built attack
+is known exactly."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ensembles_lib.evaluation import accuracy, predict, robust_accuracy, transfer_matrix  # noqa: E402
-from ensembles_lib.plots import accuracy_vs_eps, transfer_heatmap  # noqa: E402
+from ensembles_lib.evaluation import (DecisionGrid, accuracy, decision_grid, named_models, predict,  # noqa: E402
+                                      robust_accuracy, transfer_matrix)
+from ensembles_lib.plots import accuracy_vs_eps, decision_regions, transfer_heatmap  # noqa: E402
 
 
 class Reader(nn.Module):
@@ -198,3 +200,92 @@ def test_accuracy_by_steps_equals_separate_runs(step_rule):
     assert curve[2] == accuracy(model, ifgsm(model, x, y, eps=0.1, steps=2, step=0.03), y)
     with pytest.raises(ValueError, match="one query per step"):
         accuracy_by_steps(model, x, y, partial(pgd, eps=0.1, restarts=2, seed=3), steps=3)
+
+
+def test_named_models_names_lists_and_refuses_non_modules():
+    assert list(named_models([A, B])) == ["model 0", "model 1"]
+    assert list(named_models(nn.ModuleList([A, B]))) == ["model 0", "model 1"]
+    assert named_models({"a": A})["a"] is A
+    for bad, match in (([], "empty"), ({"a": 3}, "models\\['a'\\]"), (A, "dict")):
+        with pytest.raises(ValueError, match=match):
+            named_models(bad)
+
+
+# --------------------------------------------------------------------------- decision grid and its plot
+
+
+class Pixel(nn.Module):
+    """Class 1 iff pixel k of the (flattened) image exceeds 0.5 (two logits, no parameters)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        score = x.flatten(1)[:, self.k] - 0.5
+        return torch.stack([-score, score], dim=1) * 10
+
+
+# pixel 0 is 0.07 below the reader's threshold, pixel 3 far below: the image is class 0 for both
+IMAGE = torch.tensor([0.43, 0.5, 0.5, 0.2]).view(1, 2, 2)
+
+
+def test_decision_grid_predicts_every_point_of_the_slice():
+    reads_0, reads_3 = Pixel(0), Pixel(3)
+    grid = decision_grid({"reads 0": reads_0, "reads 3": reads_3}, IMAGE, 0, reads_0, eps=0.2, resolution=9, seed=4)
+    assert isinstance(grid, DecisionGrid) and list(grid.regions) == ["reads 0", "reads 3"]
+    assert grid.offsets == pytest.approx([-0.2 + 0.05 * k for k in range(9)], abs=1e-6)
+    assert (grid.eps, grid.label, grid.num_classes) == (0.2, 0, 2)
+    # the surrogate's direction u moves pixel 0 only (+1: towards class 1), the random one moves it by +-b:
+    # pixel 0 at row i, column j is 0.43 + a_i + s * b_j for one sign s, class 1 iff that exceeds 0.5
+    a, b = torch.meshgrid(torch.tensor(grid.offsets), torch.tensor(grid.offsets), indexing="ij")
+    candidates = [(a + s * b > 0.07).long().numpy() for s in (1, -1)]
+    assert grid.regions["reads 0"].shape == (9, 9)
+    assert any((grid.regions["reads 0"] == c).all() for c in candidates)
+    assert grid.regions["reads 0"][4].sum() == 3  # a = 0: the random direction alone, across at |b| >= 0.1
+    assert grid.regions["reads 0"][:, 4].tolist() == [0] * 6 + [1] * 3  # b = 0: class 1 once a > 0.07
+    assert (grid.regions["reads 3"] == 0).all()  # pixel 3 stays within 0.2 + 0.2 < 0.5
+    again = decision_grid({"reads 0": reads_0}, IMAGE[None], 0, reads_0, eps=0.2, resolution=9, seed=4)
+    assert (again.regions["reads 0"] == grid.regions["reads 0"]).all()  # seeded; (1, C, H, W) is one image too
+
+
+@pytest.mark.parametrize("kwargs, match", [({"eps": 0.0}, "eps"), ({"eps": 1.5}, "eps"),
+                                           ({"resolution": 2}, "resolution"), ({"resolution": True}, "resolution"),
+                                           ({"seed": -1}, "seed"),
+                                           ({"x": torch.rand(2, 1, 2, 2)}, "one image"), ({"y": 2}, "y"),
+                                           ({"models": {}}, "models"), ({"models": {"m": 3}}, "models")])
+def test_decision_grid_refuses_bad_arguments(kwargs, match):
+    args = {"models": {"m": Pixel(0)}, "x": IMAGE, "y": 0, "surrogate": Pixel(0), "eps": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        decision_grid(**args)
+
+
+def test_bad_arguments_are_named_even_when_positional():
+    with pytest.raises(ValueError, match=r"^y: Input should be greater than or equal to 0 \(got -1\)$"):
+        decision_grid({"m": Pixel(0)}, IMAGE, -1, Pixel(0), eps=0.1)
+    with pytest.raises(ValueError, match=r"^models\['m'\]: Input should be an instance of Module"):
+        decision_grid({"m": "a model"}, IMAGE, 0, Pixel(0), eps=0.1)
+    with pytest.raises(ValueError, match=r"^eps: Input should be a valid number \(got '0.1'\)$"):
+        decision_grid({"m": Pixel(0)}, IMAGE, 0, Pixel(0), eps="0.1")
+    with pytest.raises(TypeError, match="decision_grid.*epsilon"):  # a misspelt keyword stays a TypeError
+        decision_grid({"m": Pixel(0)}, IMAGE, 0, Pixel(0), eps=0.1, epsilon=0.1)
+
+
+def test_decision_regions_draws_a_computed_grid():
+    grid = decision_grid({"reads 0": Pixel(0), "reads 3": Pixel(3)}, IMAGE, 0, Pixel(0), eps=0.2, resolution=9)
+    axes = decision_regions(grid, classes=["low", "high"], title="around one image")
+    assert [ax.get_title() for ax in axes] == ["reads 0", "reads 3"]
+    for ax, region in zip(axes, grid.regions.values()):
+        assert (ax.get_images()[0].get_array() == region).all()
+        assert ax.get_images()[0].get_extent() == [-0.2, 0.2, -0.2, 0.2]
+    assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["low (true)", "high"]
+    assert axes[0].figure.get_suptitle() == "around one image"
+    plt.close("all")
+    _, given = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="axes"):
+        decision_regions(grid, axes=given)
+    with pytest.raises(ValueError, match="classes"):
+        decision_regions(grid, classes=["only one"])
+    with pytest.raises(ValueError, match="grid"):
+        decision_regions({"reads 0": grid.regions["reads 0"]})
+    plt.close("all")

@@ -7,13 +7,13 @@ repeated runs reuse the cache.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
-from ensembles_lib import profiles, runner
+from ensembles_lib import chapters, runner
 from ensembles_lib.results import load_results
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -32,15 +32,16 @@ def test_source_is_clean_with_one_parameters_cell(path):
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs before committing"
     cells = _parameter_cells(nb)
     assert len(cells) == 1
-    # the parameters cell assigns `profile = "auto"` and every declared parameter to None
-    assigned = {t.id: ast.literal_eval(node.value) for node in ast.parse(cells[0].source).body
-                for t in node.targets}
-    declared = {p.name for p in profiles.parameters(path.stem)}
-    assert assigned == {"profile": "auto", **dict.fromkeys(declared)}
-    # the first code cell after it resolves them, passing every one through
+    # the parameters cell is the one written from the chapter's declaration: `profile = "auto"`
+    # and one `name = None  # meaning; allowed` line a declared parameter
+    declared = chapters.chapter(path.stem)
+    assert cells[0].source == declared.parameters_cell(), f"run `ensembles params {path.stem} --write`"
+    # papermill reads the same names from it (`papermill -p NAME VALUE`, `--help-notebook`)
+    assert list(papermill.inspect_notebook(str(path))) == ["profile", *declared.names]
+    # the first code cell after it resolves them without listing them again
     following = code[code.index(cells[0]) + 1].source
-    assert f'resolve("{path.stem}", profile=profile' in following
-    assert all(f"{name}={name}" in following for name in declared)
+    assert f'config = resolve_notebook("{path.stem}", globals())' in following
+    assert not any(f"{name}={name}" in following for name in declared.names)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -62,7 +63,6 @@ def test_runs_end_to_end_under_smoke(path, tmp_path, monkeypatch):
 
 def test_bad_parameter_fails_in_the_config_cell_before_data(tmp_path):
     """The notebook path: papermill alone (no CLI check) with eps out of range stops at resolve()."""
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = Path(__file__).resolve().parents[1] / "notebooks" / "tour.ipynb"
@@ -72,7 +72,7 @@ def test_bad_parameter_fails_in_the_config_cell_before_data(tmp_path):
                                    kernel_name="python3", progress_bar=False)
     assert failure.value.ename == "ValueError"
     assert "parameter eps must be a number in [0.0, 1.0], got 5.0" in failure.value.evalue
-    assert 'resolve("tour"' in failure.value.source
+    assert 'resolve_notebook("tour"' in failure.value.source
     executed = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
-    failing = next(i for i, c in enumerate(executed) if 'resolve("tour"' in c.source)
+    failing = next(i for i, c in enumerate(executed) if 'resolve_notebook("tour"' in c.source)
     assert all(c.execution_count is None for c in executed[failing + 1:])  # no data loaded, nothing trained

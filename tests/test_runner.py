@@ -7,16 +7,21 @@ pages go to a temporary book folder, so nothing under the real book/ is touched.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from ensembles_lib import cli, profiles, runner
-from ensembles_lib.paths import checkout_root
-from ensembles_lib.profiles import Param
+from ensembles_lib import cli, runner
+from ensembles_lib.chapters import CHAPTERS
+from ensembles_lib.paths import DATA_DIR_ENV, checkout_root
+from ensembles_lib.profiles import Chapter, Param
 
 PROBE = """
 import json, os, sys
@@ -39,8 +44,8 @@ def chapters(tmp_path, monkeypatch):
     """Declare the chapters `probe` and `boom`, with notebooks in tmp/notebooks and pages in tmp/book."""
     declared = (Param("scale", "float", {"smoke": 1.0, "cpu": 2.0, "gpu": 3.0, "paper": 4.0}, "a factor", minimum=0.0),
                 Param("grid", "floats", (0.0, 0.5), "a grid", minimum=0.0, maximum=1.0))
-    monkeypatch.setitem(profiles._registry(), "probe", declared)
-    monkeypatch.setitem(profiles._registry(), "boom", declared)
+    monkeypatch.setitem(CHAPTERS, "probe", Chapter("probe", declared))
+    monkeypatch.setitem(CHAPTERS, "boom", Chapter("boom", declared))
     source = tmp_path / "notebooks"
     source.mkdir()
     _notebook(source / "probe.ipynb", PROBE)
@@ -74,6 +79,7 @@ def test_run_injects_typed_parameters_into_the_venv_kernel(chapters):
     # the concrete profile and the overrides reach the notebook; unset ones stay None (profile default)
     assert seen == {**seen, "profile": "smoke", "scale": None, "grid": [0.25, 0.75]}
     assert [p.name for p in chapters["book"].iterdir()] == ["probe.ipynb"]  # no temporary file left
+    assert not list(chapters["failed"].iterdir())  # nor a partial notebook or a kernel log
     recorded = nbformat.read(result.output, as_version=4).metadata.papermill
     assert recorded.output_path == str(result.output) and recorded.parameters == {"profile": "smoke", "grid": [0.25, 0.75]}
 
@@ -82,7 +88,7 @@ def test_bad_parameters_fail_before_a_kernel_starts(chapters, monkeypatch):
     import papermill
 
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("papermill must not start"))
-    with pytest.raises(ValueError, match=r"parameter grid must be numbers.*\[0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"parameter grid must be a list of numbers in \[0.0, 1.0\]"):
         runner.run("probe", "smoke", {"grid": [2.0]})
     with pytest.raises(ValueError, match=r"no parameter 'scal' \(did you mean scale\?\)"):
         runner.run("probe", "smoke", {"scal": 1.0})
@@ -101,6 +107,8 @@ def test_failing_cell_keeps_the_previous_page_and_the_partial_notebook(chapters)
     assert [p.name for p in chapters["book"].iterdir()] == ["boom.ipynb"]
     kept = failure.value.partial
     assert kept.parent == chapters["failed"] and kept.name.startswith("boom-smoke-")
+    # the kernel's own stderr went beside the partial notebook, not to the terminal
+    assert kept.with_suffix(".kernel.log").is_file() and str(kept) in message
     cells = nbformat.read(kept, as_version=4).cells
     assert any(o.get("ename") == "RuntimeError" for c in cells for o in c.get("outputs", []))
     assert not any("never" in o.get("text", "") for c in cells for o in c.get("outputs", []))
@@ -116,13 +124,20 @@ def test_cli_run_converts_strings_and_reports_success(chapters, capsys):
 def test_cli_run_rejects_bad_parameters_with_exit_2(chapters, capsys, monkeypatch):
     monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("nothing may run"))
     assert cli.main(["run", "probe", "-p", "scale", "-1"]) == 2
-    assert "parameter scale must be a number >= 0.0, got -1.0" in capsys.readouterr().err
+    assert "parameter scale must be a number, at least 0.0, got -1.0" in capsys.readouterr().err
     assert cli.main(["run", "probe", "-p", "scale", "big"]) == 2
-    assert "parameter scale must be a number >= 0.0, got 'big'" in capsys.readouterr().err
+    assert "parameter scale must be a number, at least 0.0, got 'big'" in capsys.readouterr().err
     assert cli.main(["run", "tuor"]) == 2
     assert "chapter must be one of" in capsys.readouterr().err
     assert cli.main(["run", "probe", "--profile", "fast"]) == 2
     assert "profile must be one of 'auto', 'smoke'" in capsys.readouterr().err
+
+
+def test_cli_run_of_a_chapter_without_a_notebook_is_one_line(chapters, capsys):
+    (chapters["source"] / "probe.ipynb").unlink()
+    assert cli.main(["run", "probe", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ensembles run: chapter 'probe' is declared but its notebook") and len(err.splitlines()) == 1
 
 
 def test_cli_run_failure_exits_1_and_prints_the_cell(chapters, capsys):
@@ -136,7 +151,7 @@ def test_cli_list_shows_parameters_defaults_and_meaning(chapters, capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "probe" in out and "tour" in out
-    assert "scale" in out and "a factor; a number >= 0.0" in out
+    assert "scale" in out and "a factor; a number, at least 0.0" in out
     assert "smoke=1.0  cpu=2.0  gpu=3.0  paper=4.0" in out and "grid" in out and "smoke=0.0,0.5" in out
 
 
@@ -155,6 +170,126 @@ def test_cli_book_runs_chapters_then_builds(chapters, capsys, monkeypatch):
     assert "boom" in capsys.readouterr().err
     calls.clear()
     assert cli.main(["book", "--chapters", "nope"]) == 2 and calls == []
+
+
+# --------------------------------------------------------------------------- failing fast and clearly at the edge
+
+# runs one `ensembles` command in a fresh interpreter, then says whether torch had been imported
+TORCH_PROBE = ("import sys\nfrom ensembles_lib.cli import main\nstatus = main(sys.argv[1:])\n"
+               "print('torch imported:', 'torch' in sys.modules)\nsys.exit(status)")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "tour", "-p", "epochs", "-3"], r"parameter epochs must be an int in [1, 1000], got -3"),
+    (["run", "tour", "-p", "epsilon", "0.1"], r"tour has no parameter 'epsilon' (did you mean eps?)"),
+    (["run", "tour", "-p", "seed", "99999999999999999999999"], r"parameter seed must be an int in [0, 4294957295]"),
+    (["run", "tuor"], r"chapter must be one of 'dverge', 'strength_in_numbers', 'tour', got 'tuor'"),
+    (["run", "tour", "--profile", "fast"], r"profile must be one of 'auto', 'smoke', 'cpu', 'gpu', 'paper'"),
+])
+def test_usage_errors_are_one_line_with_exit_2_before_torch_is_imported(argv, message):
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", TORCH_PROBE, *argv], capture_output=True, text=True, timeout=60)
+    seconds = time.perf_counter() - began
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("ensembles run: ")
+    assert message in done.stderr
+    assert "torch imported: False" in done.stdout, f"torch was imported before the error ({seconds:.2f} s)"
+
+
+def test_the_package_imports_torch_only_when_ensemble_is_first_used():
+    probe = ("import sys, ensembles_lib\nprint('torch' in sys.modules)\nfrom ensembles_lib import Ensemble\n"
+             "print('torch' in sys.modules, Ensemble.__module__)\nensembles_lib.Missing")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["False", "True ensembles_lib.ensembles"]
+    assert "AttributeError: module 'ensembles_lib' has no attribute 'Missing'" in done.stderr
+
+
+def test_the_installed_command_reports_a_bad_parameter_in_one_line():
+    command = Path(sys.executable).with_name("ensembles")
+    done = subprocess.run([str(command), "run", "tour", "-p", "epochs", "-3"], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "ensembles run: parameter epochs must be an int in [1, 1000], got -3\n"
+
+
+@pytest.mark.parametrize("argv", [["run", "tour", "--profile", "smoke"], ["data", "digits"],
+                                  ["book", "--profile", "smoke", "--chapters", "tour"]])
+def test_an_unusable_data_root_is_one_line_naming_it(argv, tmp_path, monkeypatch, capsys):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data root should be")
+    monkeypatch.setenv(DATA_DIR_ENV, str(not_a_folder))
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("nothing may run"))
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"ensembles {argv[0]}: ") and str(not_a_folder) in captured.err
+    assert DATA_DIR_ENV in captured.err
+
+
+NAP = """
+import signal, sys
+from pathlib import Path
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal (a background job ignores it)
+from ensembles_lib import cli, runner
+from ensembles_lib.chapters import CHAPTERS
+from ensembles_lib.profiles import Chapter
+
+CHAPTERS["nap"] = Chapter("nap", ())
+runner.notebooks_dir = lambda: Path(sys.argv[1])
+runner.failed_dir = lambda: Path(sys.argv[2])
+sys.exit(cli.main(["run", "nap", "--profile", "smoke"]))
+"""
+
+
+def test_ctrl_c_keeps_the_partial_notebook_says_where_and_exits_130(tmp_path):
+    source, failed, pid_file = tmp_path / "notebooks", tmp_path / "failed", tmp_path / "kernel.pid"
+    source.mkdir()
+    nb = new_notebook(cells=[new_code_cell('profile = "auto"', metadata={"tags": ["parameters"]}),
+                             new_code_cell(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                                           "print('started')"),
+                             new_code_cell("time.sleep(120)\nprint('never')")],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, source / "nap.ipynb")
+    env = {**os.environ, "ENSEMBLES_BOOK_DIR": str(tmp_path / "book")}
+    process = subprocess.Popen([sys.executable, "-c", NAP, str(source), str(failed)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while not (pid_file.exists() and pid_file.read_text()) and process.poll() is None:
+            assert time.monotonic() < deadline, "the kernel never ran the first cell"
+            time.sleep(0.2)
+        time.sleep(0.5)  # into the sleeping cell
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    (partial,) = failed.glob("nap-smoke-*.ipynb")
+    assert err == f"ensembles run: chapter 'nap' interrupted; the partial notebook is kept at {partial}\n"
+    cells = nbformat.read(partial, as_version=4).cells
+    (first,) = [c for c in cells if "print('started')" in c.source]
+    assert any("started" in o.get("text", "") for o in first.outputs)
+    assert not any("never" in o.get("text", "") for c in cells for o in c.get("outputs", []))
+    assert not (tmp_path / "book").exists()
+    kernel = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # the kernel was shut down, not left running the cell
+        os.kill(kernel, 0)
+
+
+def test_cli_params_prints_the_cell_and_writes_it_into_the_notebook(chapters, capsys, monkeypatch):
+    assert cli.main(["params", "probe"]) == 0
+    cell = CHAPTERS["probe"].parameters_cell()
+    assert capsys.readouterr().out == cell + "\n"
+    assert "scale = None  # a factor; a number, at least 0.0" in cell
+    path = chapters["source"] / "probe.ipynb"
+    before = nbformat.read(path, as_version=4)
+    assert cli.main(["params", "probe", "--write"]) == 0
+    after = nbformat.read(path, as_version=4)
+    assert after.cells[0].source == cell and after.cells[0].metadata.tags == ["parameters"]
+    assert [c.source for c in after.cells[1:]] == [c.source for c in before.cells[1:]]
+    assert cli.main(["params", "tuor"]) == 2
+    assert "chapter must be one of" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- results records

@@ -23,7 +23,8 @@ from ensembles_lib.data import get
 from ensembles_lib.evaluation import accuracy
 from ensembles_lib.models import build
 from ensembles_lib.plots import accuracy_vs_eps, accuracy_vs_steps, training_curves
-from ensembles_lib.profiles import PROFILES, parameters, resolve
+from ensembles_lib.chapters import parameters, resolve
+from ensembles_lib.profiles import PROFILES
 
 EPS = 0.1  # digits have 17 grey levels; 0.1 takes a standard-trained digits model well below clean accuracy
 

@@ -13,7 +13,7 @@ from ensembles_lib import models
 from ensembles_lib.attacks import pgd
 from ensembles_lib.data import loader
 from ensembles_lib.evaluation import accuracy
-from ensembles_lib.training import Adversarial, SpecAttack, Standard, fit, lr_at, strategy_from_spec
+from ensembles_lib.training import Adversarial, Standard, fit, lr_at, strategy_from_spec
 
 
 def digits_cnn(seed: int = 0) -> nn.Module:
@@ -263,16 +263,16 @@ def test_strategy_from_spec():
     adv = strategy_from_spec({"name": "adversarial", "rho": 0.5, "attack": {"name": "ifgsm", "eps": 0.3, "steps": 7}})
     assert isinstance(adv, Adversarial) and adv.rho == 0.5
     # spec() is complete (defaults filled in: it is the cache key's strategy) and round-trips
-    assert adv.spec() == {"name": "adversarial", "rho": 0.5, "attack": adv.attack.full_spec()}
+    assert adv.spec() == {"name": "adversarial", "rho": 0.5, "attack": adv.attack_spec.canonical()}
     assert adv.spec()["attack"]["loss"] == "ce" and adv.spec()["attack"]["steps"] == 7
     assert strategy_from_spec(adv.spec()).spec() == adv.spec()
-    with pytest.raises(ValueError, match="epsilon"):
-        SpecAttack({"name": "pgd", "epsilon": 0.3})
-    with pytest.raises(ValueError, match="eps"):
-        SpecAttack({"name": "pgd", "steps": 3})
-    with pytest.raises(ValueError, match="cw"):
-        SpecAttack({"name": "cw", "eps": 0.3})
-    with pytest.raises(ValueError, match="standard"):
+    with pytest.raises(ValueError, match=r"\['epsilon'\]: unknown field"):
+        strategy_from_spec({"name": "adversarial", "attack": {"name": "pgd", "epsilon": 0.3}})
+    with pytest.raises(ValueError, match=r"\['eps'\]: Field required"):
+        strategy_from_spec({"name": "adversarial", "attack": {"name": "pgd", "steps": 3}})
+    with pytest.raises(ValueError, match="'cw'.*'pgd'"):  # the message lists the attacks there are
+        strategy_from_spec({"name": "adversarial", "attack": {"name": "cw", "eps": 0.3}})
+    with pytest.raises(ValueError, match="'standard'"):
         strategy_from_spec({"name": "trades"})
     with pytest.raises(ValueError, match="beta"):
         strategy_from_spec({"name": "standard", "beta": 1})

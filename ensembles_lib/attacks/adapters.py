@@ -3,6 +3,8 @@ our attack contract: eval mode restored, parameters' .grad untouched, seeded wit
 the caller's global RNG. Used by the robustness tables of the DVERGE, SQ and CLM chapters.
 """
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 import torchattacks
@@ -10,9 +12,8 @@ from torchattacks.attacks.apgd import APGD
 from torchattacks.attacks.apgdt import APGDT
 from torchattacks.attacks.fab import FAB
 
-from ..checks import check_batch, check_choice, check_int
-from ._checks import check_eps
-from .gradient import attack_mode
+from .contract import attack
+from .params import Budget, Count, PositiveUnit, Seed
 
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 AUTOATTACK_STEPS = 100  # Croce & Hein 2020 run APGD, APGD-T and FAB for 100 iterations
@@ -33,31 +34,24 @@ def build_autoattack(model: nn.Module, *, eps: float, version: str = "standard",
     return attack
 
 
-def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, version: str = "standard",
-               seed: int = 0) -> torch.Tensor:
+# layout=False: torchattacks flattens images with .view, which a channels-last tensor refuses
+@attack(layout=False)
+def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget,
+               version: Literal[AUTOATTACK_VERSIONS] = "standard", seed: Seed = 0) -> torch.Tensor:
     """AutoAttack (Croce & Hein 2020) L-inf at budget eps; `version` "standard", "plus" or "rand".
 
     The number of classes is read from the model's output. Returns x_adv, detached, in [0, 1].
     """
-    eps = check_eps(eps)
-    check_choice(version, "version", AUTOATTACK_VERSIONS)
-    check_batch(x, y)
-    with attack_mode(model, seed, x.device):
-        with torch.no_grad():
-            n_classes = model(x[:1]).shape[1]
-        return build_autoattack(model, eps=eps, version=version, n_classes=n_classes, seed=seed)(x, y).detach()
+    with torch.no_grad():
+        n_classes = model(x[:1]).shape[1]
+    return build_autoattack(model, eps=eps, version=version, n_classes=n_classes, seed=seed)(x, y)
 
 
-def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, n_queries: int = 5000,
-           p_init: float = 0.8, seed: int = 0) -> torch.Tensor:
+@attack(layout=False)
+def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, n_queries: Count = 5000,
+           p_init: PositiveUnit = 0.8, seed: Seed = 0) -> torch.Tensor:
     """Square attack (Andriushchenko et al. 2020), a score-based black-box L-inf attack with
     `n_queries` model queries a sample and the margin loss. Returns x_adv, detached, in [0, 1]."""
-    eps = check_eps(eps)
-    n_queries = check_int(n_queries, "n_queries")
-    if isinstance(p_init, bool) or not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
-        raise ValueError(f"p_init must be a number in (0, 1], got {p_init!r}")
-    check_batch(x, y)
-    with attack_mode(model, seed, x.device):
-        attack = torchattacks.Square(model, norm="Linf", eps=eps, n_queries=n_queries, n_restarts=1,
-                                     p_init=p_init, loss="margin", seed=seed)
-        return attack(x, y).detach()
+    attack = torchattacks.Square(model, norm="Linf", eps=eps, n_queries=n_queries, n_restarts=1,
+                                 p_init=p_init, loss="margin", seed=seed)
+    return attack(x, y)

@@ -18,16 +18,17 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from ..checks import check_bool, check_int, check_number
 from ..models import feature_layers, features
-from ._checks import check_eps, step_or_default
-from ._iterate import sign_ascent
+from .ascent import sign_ascent
+from .contract import attack, check_images
 from .gradient import attack_mode, generator, uniform_start
+from .params import Budget, Count, NonNegative, Seed, StepSize
 
 
-def distill(model: nn.Module, x: torch.Tensor, x_source: torch.Tensor, *, layer: str, eps: float,
-            steps: int = 10, step: Optional[float] = None, mu: float = 1.0, random_start: bool = False,
-            seed: int = 0) -> torch.Tensor:
+@attack(source=True)
+def distill(model: nn.Module, x: torch.Tensor, x_source: torch.Tensor, *, layer: str, eps: Budget,
+            steps: Count = 10, step: Optional[StepSize] = None, mu: NonNegative = 1.0, random_start: bool = False,
+            seed: Seed = 0) -> torch.Tensor:
     """DVERGE Eq. 1: x' in the eps-ball of `x_source` (and [0, 1]) whose `layer` features under
     `model` approach those of the target images `x`.
 
@@ -45,50 +46,38 @@ def distill(model: nn.Module, x: torch.Tensor, x_source: torch.Tensor, *, layer:
     The model runs in eval mode (restored afterwards) and its parameters' .grad are never
     written. Returns x' detached, contiguous NCHW, with ||x' - x_source||_inf <= eps.
     """
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, eps / steps)
-    check_number(mu, "mu", minimum=0)
-    check_bool(random_start, "random_start")
-    check_int(seed, "seed", minimum=0)
-    taps = feature_layers(model)
-    if layer not in taps:
-        raise ValueError(f"layer must be one of feature_layers(model) = {taps}, got {layer!r}")
-    _check_images(x, "x")
-    _check_images(x_source, "x_source")
-    if x_source.shape != x.shape or x_source.device != x.device:
-        raise ValueError(f"x_source must have x's shape {tuple(x.shape)} and device {x.device}, "
-                         f"got {tuple(x_source.shape)} on {x_source.device}")
-    x, x_source = x.detach(), x_source.detach()
-    with attack_mode(model, seed, x.device):
-        with torch.no_grad():
-            target = features(model, x, layer)
-        start = uniform_start(x_source, eps, generator(seed, x.device)) if random_start else x_source.clone()
+    _check_layer(model, layer)
+    with torch.no_grad():
+        target = features(model, x, layer)
+    start = uniform_start(x_source, eps, generator(seed, x.device)) if random_start else x_source.clone()
 
-        def descent(z: torch.Tensor) -> torch.Tensor:
-            # minus the gradient: sign_ascent ascends, Eq. 1 descends the feature distance
-            z = z.detach().requires_grad_(True)
-            distance = (features(model, z, layer) - target).pow(2).sum()  # Eq. 1, summed over the batch
-            return -torch.autograd.grad(distance, z)[0]
+    def descent(z: torch.Tensor) -> torch.Tensor:
+        # minus the gradient: sign_ascent ascends, Eq. 1 descends the feature distance
+        z = z.detach().requires_grad_(True)
+        distance = (features(model, z, layer) - target).pow(2).sum()  # Eq. 1, summed over the batch
+        return -torch.autograd.grad(distance, z)[0]
 
-        return sign_ascent(descent, x_source, start, eps=eps, step=step, steps=steps, mu=mu)
+    return sign_ascent(descent, x_source, start, eps=eps, step=eps / steps if step is None else step, steps=steps,
+                       mu=mu)
 
 
 def feature_distance(model: nn.Module, a: torch.Tensor, b: torch.Tensor, *, layer: str) -> torch.Tensor:
     """Per-sample ||f^l(a) - f^l(b)||_2^2 at `layer` (the quantity Eq. 1 minimises), shape (N,).
 
-    Computed without gradients in eval mode (restored afterwards); for tests and diagnostics.
+    a, b: float NCHW image batches of one shape in [0, 1]. Computed without gradients in eval
+    mode (restored afterwards); for tests and diagnostics.
     """
-    taps = feature_layers(model)
-    if layer not in taps:
-        raise ValueError(f"layer must be one of feature_layers(model) = {taps}, got {layer!r}")
+    _check_layer(model, layer)
+    check_images(a, "a")
+    check_images(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
     with attack_mode(model, 0, a.device), torch.no_grad():
         diff = features(model, a, layer) - features(model, b, layer)
         return diff.pow(2).flatten(1).sum(1)
 
 
-def _check_images(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name} must lie in [0, 1] (normalisation belongs inside the model)")
+def _check_layer(model: nn.Module, layer: str) -> None:
+    taps = feature_layers(model)
+    if layer not in taps:
+        raise ValueError(f"layer must be one of feature_layers(model) = {taps}, got {layer!r}")

@@ -3,17 +3,20 @@ Gradient Average, Sign All (Eq. 6) and Sign Average (Eq. 7), and the PGD that st
 L-inf, pixel units. Used by the TREND chapter (its Fig. 7 compares the three rules).
 """
 
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-from ..checks import check_batch, check_choice, check_int
-from ._checks import check_eps, step_or_default
-from .gradient import attack_mode, generator, gradient, project, uniform_start, working_layout
-from .losses import LossFn, get_loss
+from ..checks import check_choice
+from .ascent import projected_ascent
+from .contract import attack
+from .gradient import generator, gradient, uniform_start
+from .losses import Loss
+from .params import Budget, Count, Seed, StepSize
 
 RULES = ("gradient_average", "sign_all", "sign_average")
+Rule = Literal[RULES]
 
 
 def ensemble_direction(grads: Sequence[torch.Tensor], rule: str) -> torch.Tensor:
@@ -36,30 +39,22 @@ def ensemble_direction(grads: Sequence[torch.Tensor], rule: str) -> torch.Tensor
     return signs.mean(dim=0)  # TREND Eq. 7
 
 
-def ensemble_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                 steps: int = 20, step: Optional[float] = None, rule: str = "sign_average",
-                 random_start: bool = True, loss: Union[str, LossFn] = "ce", eot_samples: int = 1,
-                 seed: int = 0) -> torch.Tensor:
-    """PGD on an ensemble given as its `members`: each step x <- Proj(x + step * sgn(G_ensemble))
-    with the direction from `ensemble_direction(rule)`; random_start=False gives the I-FGSM form.
+@attack(members=True)
+def ensemble_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: Budget,
+                 steps: Count = 20, step: Optional[StepSize] = None, rule: Rule = "sign_average",
+                 random_start: bool = True, loss: Loss = "ce", eot_samples: Count = 1,
+                 seed: Seed = 0) -> torch.Tensor:
+    """PGD on an ensemble given as its `members` (a list, tuple or nn.ModuleList): each step
+    x <- Proj(x + step * sgn(G_ensemble)) with the direction from `ensemble_direction(rule)`;
+    random_start=False gives the I-FGSM form.
 
     TREND attacks with 20 steps of size 0.01 at eps = 8/255 (Sections IV and V-C); `step`
     defaults to 2.5 * eps / steps like `pgd`. Returns x_adv, detached, in [0, 1].
     """
-    members = list(members) if not isinstance(members, nn.Module) else None
-    if not members or not all(isinstance(m, nn.Module) for m in members):
-        raise ValueError("members must be a non-empty list of nn.Module (the ensemble's members)")
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, 2.5 * eps / steps)
-    check_choice(rule, "rule", RULES)
-    get_loss(loss)
-    check_int(eot_samples, "eot_samples")
-    check_batch(x, y)
-    x = working_layout(x.detach())
-    with attack_mode(members, seed, x.device):
-        x_adv = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
-        for _ in range(steps):
-            direction = ensemble_direction([gradient(m, x_adv, y, loss, eot_samples) for m in members], rule)
-            x_adv = project(x_adv + step * direction, x, eps)
-        return x_adv.detach().contiguous()
+    start = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
+
+    def direction(x_adv: torch.Tensor) -> torch.Tensor:
+        return ensemble_direction([gradient(m, x_adv, y, loss, eot_samples) for m in members], rule)
+
+    return projected_ascent(direction, x, start, eps=eps, step=2.5 * eps / steps if step is None else step,
+                            steps=steps)

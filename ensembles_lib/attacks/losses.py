@@ -5,10 +5,11 @@ input gradient of their sum is the per-sample gradient, independent of the batch
 Used by every attack chapter (TREND, DVERGE, SQ, SiN, CLM).
 """
 
-from typing import Callable, Union
+from typing import Annotated, Callable, Literal, Union
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -30,6 +31,9 @@ def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"ce": cross_entropy, "cw": cw_margin}
+LossName = Literal[tuple(LOSSES)]  # what a JSON attack spec may name
+# what an attack's `loss` keyword accepts: a name, or any per-sample loss function
+Loss = Union[LossName, Annotated[LossFn, Field(description="logits, y -> per-sample loss of shape (N,)")]]
 
 
 def get_loss(loss: Union[str, LossFn]) -> LossFn:

@@ -7,26 +7,20 @@ sample the largest member loss. SiN uses the CW margin on logits, so no softmax 
 L-inf, pixel units. Used by the Strength in Numbers chapter (its Table 2).
 """
 
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from ..checks import check_batch, check_choice, check_int
-from ._checks import check_eps, step_or_default
-from .gradient import attack_mode, generator, uniform_start, working_layout
-from .losses import LossFn, get_loss
-from .pgd import STEP_RULES, _adam_run, _sign_run
+from ..checks import check_choice
+from .ascent import ASCENTS, StepRule
+from .contract import attack
+from .gradient import generator, uniform_start
+from .losses import Loss, LossFn, get_loss
+from .params import Budget, Count, Seed, StepSize
 
 MEMBER_RULES = ("random", "mean", "max")
-
-
-def _member_list(members) -> list:
-    """`members` as a list of modules: a list/tuple, or an ensemble's nn.ModuleList (a Module that
-    is a list of members all the same); a single model or anything else gives an empty list."""
-    if isinstance(members, nn.ModuleList) or isinstance(members, (list, tuple)):
-        return list(members)
-    return []
+MemberRule = Literal[MEMBER_RULES]
 
 
 def member_losses(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
@@ -47,10 +41,12 @@ def member_objective(losses: torch.Tensor, rule: str) -> torch.Tensor:
     return losses.mean(dim=0) if rule == "mean" else losses.amax(dim=0)
 
 
-def member_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, rule: str, eps: float,
-               step: Optional[float] = None, steps: int = 20, loss: Union[str, LossFn] = "cw",
-               step_rule: str = "sign", random_start: bool = True, seed: int = 0) -> torch.Tensor:
-    """PGD on an ensemble given as its `members`, each step ascending a loss of the members' own outputs.
+@attack(members=True)
+def member_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, rule: MemberRule, eps: Budget,
+               step: Optional[StepSize] = None, steps: Count = 20, loss: Loss = "cw",
+               step_rule: StepRule = "sign", random_start: bool = True, seed: Seed = 0) -> torch.Tensor:
+    """PGD on an ensemble given as its `members` (a list, tuple or nn.ModuleList, e.g.
+    ensemble.members), each step ascending a loss of the members' own outputs.
 
     rule "random": each step follows the gradient of one member drawn uniformly (from a generator
     seeded by `seed`); "mean": the mean of the members' per-sample losses; "max": per sample, the
@@ -59,30 +55,20 @@ def member_pgd(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *
     rate `step`), as in `pgd`; `step` defaults to 2.5 * eps / steps. The members must return
     logits. Returns x_adv, detached, in [0, 1], with ||x_adv - x||_inf <= eps.
     """
-    members = _member_list(members)
-    if not members or not all(isinstance(m, nn.Module) for m in members):
-        raise ValueError("members must be a non-empty list of nn.Module (the ensemble's members, e.g. "
-                         "list(ensemble.members))")
-    check_choice(rule, "rule", MEMBER_RULES)
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, 2.5 * eps / steps)
     loss_fn = get_loss(loss)
-    check_choice(step_rule, "step_rule", STEP_RULES)
-    check_batch(x, y)
-    x = working_layout(x.detach())
-    with attack_mode(members, seed, x.device):
-        gen = generator(seed, x.device)
-        start = uniform_start(x, eps, gen) if random_start else x.clone()
+    gen = generator(seed, x.device)
+    start = uniform_start(x, eps, gen) if random_start else x.clone()
+    # every step's member drawn up front: one host copy, not one sync per step
+    draws = iter(torch.randint(len(members), (steps,), generator=gen, device=x.device).tolist()) \
+        if rule == "random" else None
 
-        def grad_fn(x_adv: torch.Tensor) -> torch.Tensor:
-            x_adv = x_adv.detach().requires_grad_(True)
-            if rule == "random":
-                drawn = members[int(torch.randint(len(members), (1,), generator=gen, device=x.device))]
-                objective = loss_fn(drawn(x_adv), y)
-            else:
-                objective = member_objective(member_losses(members, x_adv, y, loss_fn), rule)
-            return torch.autograd.grad(objective.sum(), x_adv)[0]
+    def grad_fn(x_adv: torch.Tensor) -> torch.Tensor:
+        x_adv = x_adv.detach().requires_grad_(True)
+        if draws is not None:
+            objective = loss_fn(members[next(draws)](x_adv), y)
+        else:
+            objective = member_objective(member_losses(members, x_adv, y, loss_fn), rule)
+        return torch.autograd.grad(objective.sum(), x_adv)[0]
 
-        run = _adam_run if step_rule == "adam" else _sign_run
-        return run(grad_fn, x, start, eps, step, steps).contiguous()
+    return ASCENTS[step_rule](grad_fn, x, start, eps=eps, step=2.5 * eps / steps if step is None else step,
+                              steps=steps)

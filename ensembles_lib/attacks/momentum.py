@@ -4,43 +4,39 @@ DVERGE) as stronger black-box sources.
 """
 
 import math
-from typing import Optional, Union
+from typing import Annotated, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pydantic import Field
 
-from ..checks import check_batch, check_bool, check_int, check_number
-from ._checks import check_eps, check_unit, step_or_default
-from ._iterate import sign_ascent
-from .gradient import attack_mode, generator, gradient, uniform_start
-from .losses import LossFn, get_loss
+from .ascent import sign_ascent
+from .contract import attack
+from .gradient import generator, gradient, uniform_start
+from .losses import Loss
+from .params import Budget, Count, NonNegative, Seed, StepSize, Unit
+
+ResizeRate = Annotated[float, Field(ge=1, le=4)]
 
 
-def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
-           step: Optional[float] = None, mu: float = 1.0, loss: Union[str, LossFn] = "ce",
-           random_start: bool = False, eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+@attack()
+def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, steps: Count = 10,
+           step: Optional[StepSize] = None, mu: NonNegative = 1.0, loss: Loss = "ce",
+           random_start: bool = False, eot_samples: Count = 1, seed: Seed = 0) -> torch.Tensor:
     """Momentum iterative FGSM: sign steps along g_{t+1} = mu g_t + grad / ||grad||_1
     (Dong et al. 2018); `step` defaults to eps / steps, mu to the paper's 1.0. random_start=True
     starts from a uniform point of the eps-ball drawn with `seed` ("momentum PGD": DVERGE's
     black-box protocol runs it from three random starts); False starts at x, as Dong et al. do."""
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, eps / steps)
-    _check_mu(mu)
-    get_loss(loss)
-    check_bool(random_start, "random_start")
-    check_int(eot_samples, "eot_samples")
-    check_batch(x, y)
-    with attack_mode(model, seed, x.device):
-        start = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
-        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, start,
-                           eps=eps, step=step, steps=steps, mu=mu)
+    start = uniform_start(x, eps, generator(seed, x.device)) if random_start else x.clone()
+    return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, start,
+                       eps=eps, step=eps / steps if step is None else step, steps=steps, mu=mu)
 
 
-def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
-            step: Optional[float] = None, p: float = 0.5, resize_rate: float = 1.1, mu: float = 0.0,
-            loss: Union[str, LossFn] = "ce", eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+@attack()
+def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, steps: Count = 10,
+            step: Optional[StepSize] = None, p: Unit = 0.5, resize_rate: ResizeRate = 1.1, mu: NonNegative = 0.0,
+            loss: Loss = "ce", eot_samples: Count = 1, seed: Seed = 0) -> torch.Tensor:
     """Diverse-inputs iterative FGSM: every gradient is taken through a random resize-and-pad of
     each sample, applied with probability `p` (Xie et al. 2019). mu > 0 adds momentum
     (M-DI2-FGSM). `step` defaults to eps / steps.
@@ -49,24 +45,13 @@ def di2fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, s
     the model's input size instead (our models have fixed input sizes): a sample is shrunk by a
     random factor in [1/resize_rate, 1] (nearest neighbour) and zero-padded at a random offset.
     """
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, eps / steps)
-    p = check_unit(p, "p")
-    if isinstance(resize_rate, bool) or not isinstance(resize_rate, (int, float)) or not 1 <= resize_rate <= 4:
-        raise ValueError(f"resize_rate must be a number in [1, 4], got {resize_rate!r}")
-    _check_mu(mu)
-    get_loss(loss)
-    check_int(eot_samples, "eot_samples")
-    check_batch(x, y)
-    with attack_mode(model, seed, x.device):
-        gen = generator(seed, x.device)
+    gen = generator(seed, x.device)
 
-        def diverse(xa: torch.Tensor) -> torch.Tensor:
-            return input_diversity(xa, p=p, resize_rate=resize_rate, generator=gen)
+    def diverse(xa: torch.Tensor) -> torch.Tensor:
+        return input_diversity(xa, p=p, resize_rate=resize_rate, generator=gen)
 
-        return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples, transform=diverse), x, x.clone(),
-                           eps=eps, step=step, steps=steps, mu=mu)
+    return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples, transform=diverse), x, x.clone(),
+                       eps=eps, step=eps / steps if step is None else step, steps=steps, mu=mu)
 
 
 def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator: torch.Generator) -> torch.Tensor:
@@ -94,7 +79,3 @@ def input_diversity(x: torch.Tensor, *, p: float, resize_rate: float, generator:
     theta[:, 1, 2] = 1 / scale - 2 * top / (scale * h) - 1
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-
-
-def _check_mu(mu) -> None:
-    check_number(mu, "mu", minimum=0)  # the momentum decay

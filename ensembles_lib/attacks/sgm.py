@@ -4,17 +4,16 @@ L-inf, pixel units; used by the TREND chapter, where ResNet sources transfer unu
 """
 
 import contextlib
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Optional
 
 import torch
 import torch.nn as nn
 
-from ..checks import check_batch, check_int
-from ._checks import check_eps, check_unit, step_or_default
-from ._iterate import sign_ascent
-from .gradient import attack_mode, gradient
-from .losses import LossFn, get_loss
-from .momentum import _check_mu
+from .ascent import sign_ascent
+from .contract import attack
+from .gradient import gradient
+from .losses import Loss
+from .params import Budget, Count, NonNegative, PositiveUnit, Seed, StepSize
 
 
 def residual_blocks(model: nn.Module) -> List[nn.Module]:
@@ -57,19 +56,12 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
             h.remove()
 
 
-def sgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
-        step: Optional[float] = None, gamma: float = 0.5, mu: float = 0.0, loss: Union[str, LossFn] = "ce",
-        eot_samples: int = 1, seed: int = 0) -> torch.Tensor:
+@attack()
+def sgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, steps: Count = 10,
+        step: Optional[StepSize] = None, gamma: PositiveUnit = 0.5, mu: NonNegative = 0.0, loss: Loss = "ce",
+        eot_samples: Count = 1, seed: Seed = 0) -> torch.Tensor:
     """I-FGSM (with momentum mu > 0: MI-FGSM) whose gradients pass the residual branches scaled
     by `gamma` in (0, 1]; gamma = 1 is the plain attack. `step` defaults to eps / steps."""
-    eps = check_eps(eps)
-    steps = check_int(steps, "steps")
-    step = step_or_default(step, eps / steps)
-    gamma = check_unit(gamma, "gamma", low_open=True)
-    _check_mu(mu)
-    get_loss(loss)
-    check_int(eot_samples, "eot_samples")
-    check_batch(x, y)
-    with attack_mode(model, seed, x.device), skip_gradient(model, gamma):
+    with skip_gradient(model, gamma):
         return sign_ascent(lambda xa: gradient(model, xa, y, loss, eot_samples), x, x.clone(),
-                           eps=eps, step=step, steps=steps, mu=mu)
+                           eps=eps, step=eps / steps if step is None else step, steps=steps, mu=mu)

@@ -10,7 +10,7 @@ profile, so that `cpu` fits 20 minutes on two cores; the notebook prints what ea
 """
 
 from ..data.catalog import NAMES
-from ..profiles import Param
+from ..profiles import CHAPTER_SEED_MAX, Param
 
 EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel units
 
@@ -86,5 +86,7 @@ PARAMETERS = (
           "epochs of the rolling average in Fig. 2 (the paper: 30)", minimum=1, maximum=1000),
     Param("advt", "bool", {"smoke": True, "cpu": True, "gpu": True, "paper": True},
           "train AdvT and DVERGE+AdvT for Fig. 5"),
-    Param("seed", "int", 0, "seed of the first member (member k uses seed + k) and of the attacks", minimum=0),
+    Param("seed", "int", 0,
+          "seed of the first member (member k: seed + k; surrogate s: seed + 1000 + 100 s + k) and of the attacks",
+          minimum=0, maximum=CHAPTER_SEED_MAX),
 )

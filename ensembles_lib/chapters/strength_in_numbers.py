@@ -14,7 +14,7 @@ decayed x0.2 at 30k/60k/90k steps, IFGSM-7 training, eps 8/255, 500-step curves)
 """
 
 from ..data.catalog import NAMES
-from ..profiles import Param
+from ..profiles import CHAPTER_SEED_MAX, Param
 
 EPS_8 = round(8 / 255, 4)  # SiN's CIFAR-10 budget, 8/255 in pixel units
 STEP_2 = round(2 / 255, 4)  # Madry et al.'s CIFAR-10 IFGSM-7 step, which SiN follows
@@ -37,7 +37,7 @@ PARAMETERS = (
           "the VGG-like half of the black-box surrogate (the other half is a deeper WRN)",
           choices=("small_cnn", "vgg11_bn")),
     Param("epochs", "int", {"smoke": 2, "cpu": 3, "gpu": 15, "paper": 1280},
-          "training epochs of every model (SiN: 500k steps of 128 images = 1,280 CIFAR-10 epochs)",
+          "training epochs of every model (SiN: 500k steps of 128 images, i.e. 1,280 CIFAR-10 epochs)",
           minimum=1, maximum=2000),
     Param("batch_size", "int", {"smoke": 64, "cpu": 128, "gpu": 256, "paper": 128}, "training batch size",
           minimum=1, maximum=4096),
@@ -65,5 +65,6 @@ PARAMETERS = (
           "test images evaluated and attacked (the first n_eval of the test split)", minimum=10, maximum=10000),
     Param("n_epoch_eval", "int", {"smoke": 50, "cpu": 200, "gpu": 1000, "paper": 1000},
           "test images of the per-epoch clean/robust evaluation (training curves)", minimum=10, maximum=10000),
-    Param("seed", "int", 0, "seed of the first model; every other model and member gets its own", minimum=0),
+    Param("seed", "int", 0, "seed of the first model; every other model and member gets its own",
+          minimum=0, maximum=CHAPTER_SEED_MAX),
 )

@@ -5,7 +5,7 @@ transfer matrix shows how much two standardly trained networks share their weakn
 """
 
 from ..data.catalog import NAMES
-from ..profiles import Param
+from ..profiles import CHAPTER_SEED_MAX, Param
 
 EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 budget, 8/255 in pixel units
 
@@ -36,5 +36,6 @@ PARAMETERS = (
     Param("pgd_steps", "int", {"smoke": 5, "cpu": 10, "gpu": 20, "paper": 50}, "PGD iterations", minimum=1, maximum=1000),
     Param("n_eval", "int", {"smoke": 200, "cpu": 1000, "gpu": 2000, "paper": 10000},
           "test images evaluated and attacked (the first n_eval of the test split)", minimum=10, maximum=10000),
-    Param("seed", "int", 0, "seed of the first member (the second uses seed + 1) and of the attacks", minimum=0),
+    Param("seed", "int", 0, "seed of the first member (the second uses seed + 1) and of the attacks",
+          minimum=0, maximum=CHAPTER_SEED_MAX),
 )

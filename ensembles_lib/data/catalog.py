@@ -8,10 +8,12 @@ machines with internet); scikit-learn's digits. The first that answers fills the
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -51,8 +53,34 @@ def cifar10_jpeg_candidates() -> list[Path]:
 
 
 def _file_stamp(path: Path) -> str:
-    stat = path.stat() if path.exists() else None
-    return f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}" if stat else ""
+    """The state of an ImageFolder source, recorded with its decoded cache: a change means rebuild.
+
+    For an archive its size and mtime; for a directory a hash of every file under it (relative
+    path, size, mtime_ns), so an image edited, added or removed inside a class folder is seen.
+    Only metadata is read (an os.scandir walk), never file contents. "" if the path is missing.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    if not path.is_dir():
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    listing = hashlib.sha256()
+    for relative, size, mtime_ns in sorted(_tree_stats(path)):
+        listing.update(f"{relative}\0{size}\0{mtime_ns}\n".encode(errors="surrogateescape"))
+    return f"{path.resolve()}:tree:{listing.hexdigest()[:32]}"
+
+
+def _tree_stats(folder: Path, prefix: str = "") -> Iterator[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of every file under `folder`, walked as sources.from_imagefolder
+    reads it (files behind links are followed, linked folders are not entered)."""
+    with os.scandir(folder) as scan:
+        for entry in scan:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _tree_stats(Path(entry.path), f"{prefix}{entry.name}/")
+            elif entry.is_file():
+                stat = entry.stat()
+                yield f"{prefix}{entry.name}", stat.st_size, stat.st_mtime_ns
 
 
 def _sources(name: str) -> tuple[list[Source], str]:

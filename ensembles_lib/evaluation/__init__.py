@@ -1,15 +1,17 @@
-"""Evaluation: clean accuracy, all-or-nothing robust accuracy, transfer matrices.
+"""Evaluation: clean accuracy, all-or-nothing robust accuracy, transfer matrices, decision grids.
 
 Every function takes any `nn.Module` returning (N, C) scores and tensors x (float NCHW in [0, 1])
 and y (int64); attacks are callables `attack(model, x, y) -> x_adv` with their budgets bound.
+Nothing here reads the cache: what needs both (the black-box protocol) is `ensembles_lib.blackbox`.
 """
 
 from .accuracy import accuracy, correct, predict
-from .blackbox import adversarial_versions, all_or_nothing, blackbox_accuracy, supports_sgm, transfer_attacks
+from .blackbox import all_or_nothing, has_residual_members, transfer_attacks
 from .diversity import diversity_matrix, ensemble_diversity, off_diagonal_mean, within_transferability
+from .regions import DecisionGrid, decision_grid
 from .robustness import accuracy_by_steps, robust_accuracy
-from .transfer import transfer_matrix
+from .transfer import named_models, transfer_matrix
 
-__all__ = ["accuracy", "accuracy_by_steps", "adversarial_versions", "all_or_nothing", "blackbox_accuracy", "correct", "diversity_matrix",
-           "ensemble_diversity", "off_diagonal_mean", "predict", "robust_accuracy", "supports_sgm", "transfer_attacks", "transfer_matrix",
-           "within_transferability"]
+__all__ = ["DecisionGrid", "accuracy", "accuracy_by_steps", "all_or_nothing", "correct", "decision_grid",
+           "diversity_matrix", "ensemble_diversity", "has_residual_members", "named_models", "off_diagonal_mean",
+           "predict", "robust_accuracy", "transfer_attacks", "transfer_matrix", "within_transferability"]

@@ -1,5 +1,6 @@
 """Black-box transfer robustness, all-or-nothing over many adversarial versions (DVERGE Sec. 4.3,
-Fig. 4 and Fig. 5).
+Fig. 4 and Fig. 5): the attack list and the rule. `ensembles_lib.blackbox` runs the protocol,
+computing each version once through the cache.
 
 The attacker never queries the defended model. It trains its own hold-out surrogate ensembles
 (standard training, the DVERGE "Baseline"), attacks them white-box with several transfer attacks,
@@ -8,62 +9,51 @@ and the CW margin): momentum PGD (MI-FGSM's update) from three random starts, M-
 resize-and-pad, with momentum) and SGM (the skip-gradient method), 100 iterations of step eps/5
 each: 3 surrogates x 5 attacks x 2 losses = 30 versions of every image. A target is credited
 with an image only if it classifies **every** version correctly (all-or-nothing), per eps.
-
-Every version comes from `cache.adversarial`, so it is computed once and stored as data: the
-same examples serve every target model, every rerun and every notebook parameter that does not
-change them. Budgets are L-inf in pixel units.
+Budgets are L-inf in pixel units.
 
 SGM scales the gradient through residual branches, so it needs surrogates whose members have
-residual blocks (the library's ResNets); `blackbox_accuracy` raises a ValueError naming the
-surrogate before any work if one lacks them. Drop "sgm" from `kinds` for other architectures
-(the DVERGE chapter's `cpu` profile does, and says so).
+residual blocks (the library's ResNets): `has_residual_members` says whether a model has them.
 
 Used by the DVERGE chapter; `all_or_nothing` is the rule, usable with any list of versions.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Annotated, Literal, Sequence, get_args
 
-import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..attacks import residual_blocks
-from ..attacks._checks import check_eps
-from ..checks import check_choice, check_int
-from .accuracy import accuracy, correct
+from .accuracy import correct
+from .arguments import validated
 
-KINDS = ("mpgd", "mdi2fgsm", "sgm")
-LOSS_NAMES = ("ce", "cw")
+Kind = Literal["mpgd", "mdi2fgsm", "sgm"]
+LossName = Literal["ce", "cw"]
+KINDS: tuple[str, ...] = get_args(Kind)
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 SGM_GAMMA = 0.2  # Wu et al. (2020) use gamma = 0.2 for ResNet sources; DVERGE states no value
 DI_PROBABILITY = 0.5  # Xie et al. (2019): each step transforms the input with probability 0.5
 MOMENTUM = 1.0  # Dong et al. (2018)'s decay, for momentum PGD and M-DI2-FGSM
 
 
-def transfer_attacks(eps: float, *, steps: int = 100, step: float | None = None, restarts: int = 3,
-                     losses: Sequence[str] = LOSS_NAMES, kinds: Sequence[str] = KINDS, seed: int = 0) -> dict[str, dict]:
-    """The black-box attack list at budget `eps`, as attack specs for `cache.adversarial`:
-    name -> {"name": ..., "eps": ..., ...}. DVERGE Sec. 4.3: momentum PGD from `restarts` random
-    starts ("mpgd"), M-DI2-FGSM ("mdi2fgsm") and SGM ("sgm"), each with every loss in `losses`,
-    `steps` iterations of `step` (default eps / 5).
+
+@validated
+def transfer_attacks(eps: Annotated[float, Field(gt=0, le=1)], *, steps: Annotated[int, Field(ge=1)] = 100,
+                     step: Annotated[float, Field(gt=0, le=1)] | None = None, restarts: Annotated[int, Field(ge=1)] = 3,
+                     losses: Annotated[Sequence[LossName], Field(min_length=1)] = LOSS_NAMES,
+                     kinds: Annotated[Sequence[Kind], Field(min_length=1)] = KINDS,
+                     seed: Annotated[int, Field(ge=0)] = 0) -> dict[str, dict]:
+    """The black-box attack list at budget `eps` (pixel units, > 0: eps = 0 is the clean accuracy),
+    as attack specs for `cache.adversarial`: name -> {"name": ..., "eps": ..., ...}. DVERGE Sec. 4.3:
+    momentum PGD from `restarts` random starts ("mpgd"), M-DI2-FGSM ("mdi2fgsm") and SGM ("sgm"),
+    each with every loss in `losses` ("ce", "cw"), `steps` iterations of `step` (default eps / 5).
 
     Each random start of momentum PGD is its own version, "mpgd-<loss>-r<k>" (the paper counts 3
-    of them among its 5 attacks per loss).
+    of them among its 5 attacks per loss). A bad argument is a ValueError naming it, raised here.
     """
-    eps = check_eps(eps)
-    if eps == 0:
-        raise ValueError("eps must be > 0 for an attack list (eps = 0 is the clean accuracy)")
-    steps = check_int(steps, "steps")
-    restarts = check_int(restarts, "restarts")
-    seed = check_int(seed, "seed", minimum=0)
     step = eps / 5 if step is None else step
-    for loss in losses:
-        check_choice(loss, "losses entries", LOSS_NAMES)
-    for kind in kinds:
-        check_choice(kind, "kinds entries", KINDS)
-    if not losses or not kinds:
-        raise ValueError("losses and kinds must each name at least one entry")
     common = {"eps": eps, "steps": steps, "step": step}
     specs: dict[str, dict] = {}
     for loss in losses:
@@ -79,24 +69,13 @@ def transfer_attacks(eps: float, *, steps: int = 100, step: float | None = None,
     return specs
 
 
-def supports_sgm(source) -> bool:
-    """True when every member of `source` (a model, a spec, or a list of specs/models) has
-    residual blocks, so SGM can run on it. Specs are built untrained (nothing is loaded)."""
-    from .. import cache
-
-    items = source if isinstance(source, (list, tuple)) else [source]
-    if not items:
-        raise ValueError("source must be a model, a spec, or a non-empty list of them")
-    for item in items:
-        if isinstance(item, dict):
-            with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the caller's RNG
-                item = cache.build_model(cache.normalize(item)["model"])
-        if not isinstance(item, nn.Module):
-            raise ValueError(f"source entries must be specs (dicts) or nn.Modules, got {type(item).__name__}")
-        members = list(item.members) if isinstance(getattr(item, "members", None), nn.ModuleList) else [item]
-        if not all(residual_blocks(m) for m in members):
-            return False
-    return True
+def has_residual_members(model: nn.Module) -> bool:
+    """True when every member of `model` (an Ensemble's members, or the model itself) has residual
+    blocks, so SGM can run on it."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    members = model.members if isinstance(getattr(model, "members", None), nn.ModuleList) else [model]
+    return all(residual_blocks(m) for m in members)
 
 
 def all_or_nothing(model: nn.Module, versions: Sequence[torch.Tensor], y: torch.Tensor,
@@ -111,69 +90,3 @@ def all_or_nothing(model: nn.Module, versions: Sequence[torch.Tensor], y: torch.
             raise ValueError(f"versions[{k}] has {len(x_adv)} images, y has {len(y)}")
         survived &= correct(model, x_adv, y, batch_size)
     return survived
-
-
-def adversarial_versions(surrogates: Mapping[str, object], attacks: Mapping[str, dict], data: dict, *,
-                         combine: str = "prob", device=None, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Every (surrogate, attack) version of data's images, through `cache.adversarial` (computed
-    once, then loaded): "<surrogate>/<attack>" -> x_adv, and "y" -> the labels."""
-    from .. import cache
-
-    versions, labels = {}, None
-    for s_name, source in surrogates.items():
-        for a_name, spec in attacks.items():
-            x_adv, y = cache.adversarial(source, spec, data, combine=combine, device=device, progress=progress)
-            if labels is not None and not torch.equal(labels, y):
-                raise ValueError("the surrogates' adversarial sets disagree on the labels: check `data`")
-            labels = y
-            versions[f"{s_name}/{a_name}"] = x_adv
-    versions["y"] = labels
-    return versions
-
-
-def blackbox_accuracy(targets: Mapping[str, nn.Module], surrogates: Mapping[str, object], eps_grid: Sequence[float],
-                      data: dict, *, attacks: Callable[[float], Mapping[str, dict]] = transfer_attacks,
-                      combine: str = "prob", device=None, batch_size: int = 512, progress: bool = False) -> pd.DataFrame:
-    """All-or-nothing black-box accuracy of every target at every eps: DataFrame indexed by eps
-    (name "eps"), one column per target, fractions in [0, 1].
-
-    targets: name -> trained model (an Ensemble or any nn.Module). surrogates: name -> a spec or a
-    list of member specs (combined with `combine`; DVERGE averages probabilities). data:
-    {"name", "split", "n"}, the first n images of that split. attacks: eps -> {name: attack spec}
-    (default `transfer_attacks` with the paper's settings; bind steps, restarts, kinds with
-    functools.partial). At eps = 0 the entry is the clean accuracy. `df.attrs["versions"]` holds
-    the number of adversarial versions per eps and `df.attrs["n_images"]` the images evaluated.
-    """
-    from ..data import head
-
-    if not targets or not surrogates:
-        raise ValueError("targets and surrogates must each hold at least one entry")
-    grid = [check_eps(e, "eps_grid entries") for e in eps_grid]
-    if not grid:
-        raise ValueError("eps_grid must hold at least one budget")
-    attack_lists = {e: dict(attacks(e)) for e in grid if e > 0}
-    if any(spec["name"] == "sgm" for specs in attack_lists.values() for spec in specs.values()):
-        for s_name, source in surrogates.items():
-            if not supports_sgm(source):
-                raise ValueError(f"surrogate {s_name!r} has members without residual blocks, so SGM cannot run on "
-                                 "it; use ResNet members or drop 'sgm' from the attack kinds")
-    if device is None:  # where the targets live
-        device = next(next(iter(targets.values())).parameters()).device
-    x, y = head(data["name"], data["split"], data["n"], device)
-    rows, counts = {}, {}
-    for e in grid:
-        if e == 0:
-            rows[e] = {name: accuracy(model, x, y, batch_size) for name, model in targets.items()}
-            counts[e] = 0
-            continue
-        versions = adversarial_versions(surrogates, attack_lists[e], data, combine=combine, device=x.device,
-                                        progress=progress)
-        labels = versions.pop("y")
-        rows[e] = {name: all_or_nothing(model, list(versions.values()), labels, batch_size).float().mean().item()
-                   for name, model in targets.items()}
-        counts[e] = len(versions)
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "eps"
-    table.attrs["versions"] = counts
-    table.attrs["n_images"] = len(y)
-    return table

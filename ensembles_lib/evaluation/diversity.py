@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks import distill
 from ..checks import check_batch, check_int
 from ..models import feature_layers
 from .accuracy import correct
-from .transfer import _named, transfer_matrix
+from .transfer import named_models, transfer_matrix
 
 
 def source_pairing(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -61,8 +62,6 @@ def distilled_images(model: nn.Module, x: torch.Tensor, x_source: torch.Tensor, 
                      steps: int = 10, step: float | None = None, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
     """x'_f(x, x_source) of Eq. 1 for every image, image k distilled at tap
     floor(u[k] * L) of `model`'s L taps (u in [0, 1) per image). Detached, in [0, 1]."""
-    from ..attacks import distill  # attacks import evaluation helpers at import time
-
     layers = feature_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no feature taps (models.feature_layers is empty); "
@@ -102,7 +101,7 @@ def diversity_matrix(models, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     distillation makes f see y). D.attrs["n_images"] is the number of images used. ValueError if
     fewer than two images remain.
     """
-    named = _named(list(models) if isinstance(models, nn.ModuleList) else models)
+    named = named_models(models)
     check_batch(x, y)
     steps = check_int(steps, "steps")
     seed = check_int(seed, "seed", minimum=0)
@@ -149,5 +148,4 @@ def within_transferability(members, x: torch.Tensor, y: torch.Tensor, attack: Ca
     """Mean off-diagonal of `transfer_matrix(members, x, y, attack)`: the fraction of adversarial
     images crafted on one member that fool another, averaged over ordered pairs, in [0, 1].
     Images are those all members classify correctly (transfer_matrix's rule)."""
-    members = list(members) if isinstance(members, nn.ModuleList) else members
     return off_diagonal_mean(transfer_matrix(members, x, y, attack, batch_size=batch_size))

@@ -20,15 +20,17 @@ from ..checks import check_batch, check_bool, check_int
 from .accuracy import correct
 
 
-def _named(models) -> dict[str, nn.Module]:
+def named_models(models) -> dict[str, nn.Module]:
+    """`models` as a dict name -> module: a dict as it is, a list, tuple or nn.ModuleList named
+    "model 0", "model 1", ...; ValueError unless it is a non-empty collection of nn.Modules."""
     if isinstance(models, dict):
         named = dict(models)
-    elif isinstance(models, (list, tuple)):
+    elif isinstance(models, (list, tuple, nn.ModuleList)):
         named = {f"model {i}": m for i, m in enumerate(models)}
     else:
         raise ValueError(f"models must be a dict name -> module or a list of modules, got {type(models).__name__}")
     if not named:
-        raise ValueError("models is empty: a transfer matrix needs at least one model")
+        raise ValueError("models is empty: it must hold at least one model")
     for name, model in named.items():
         if not isinstance(model, nn.Module):
             raise ValueError(f"models[{name!r}] must be an nn.Module, got {type(model).__name__}")
@@ -40,13 +42,13 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     """DataFrame M with M.loc[source, target] = fraction of the adversarial images generated on
     `source` (from the images every model gets right) that `target` misclassifies, in [0, 1].
 
-    models: dict name -> model, or a list (named "model 0", "model 1", ...). attack:
+    models: dict name -> model, or a list or nn.ModuleList (named "model 0", ...). attack:
     `attack(model, x, y) -> x_adv`, run on batches of `batch_size`. `M.attrs["n_images"]` is the
     number of images used, `M.attrs["n_total"]` the number given. With require_source_fooled,
     an image counts for a target only if it also fools its source (TREND's definition). ValueError
     if no image is classified correctly by every model. Used by the TREND and DVERGE chapters.
     """
-    named = _named(models)
+    named = named_models(models)
     check_batch(x, y)
     batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):

@@ -7,10 +7,9 @@ wraps it so a chapter trains each model once.
 
 from .loop import TRAINING_VERSION, fit
 from .optim import OPTIMIZERS, SCHEDULES, lr_at
-from .strategies import ATTACK_NAMES, Adversarial, SpecAttack, Standard
+from .strategies import Adversarial, Standard
 from .diversity import ADP, DVERGE, GAL
-from .registry import STRATEGY_NAMES, strategy_from_spec
+from .registry import STRATEGIES, strategy_from_spec
 
-__all__ = ["ATTACK_NAMES", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TRAINING_VERSION", "Adversarial",
-           "SpecAttack", "Standard", "fit", "lr_at", "strategy_from_spec",
-           "ADP", "DVERGE", "GAL"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "STRATEGIES", "TRAINING_VERSION", "Adversarial", "Standard", "fit", "lr_at",
+           "strategy_from_spec", "ADP", "DVERGE", "GAL"]

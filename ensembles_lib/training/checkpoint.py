@@ -3,18 +3,21 @@
 A checkpoint is a dict of tensors and primitive containers only (model and optimiser state,
 the schedule's step count, the finished epochs, the history, the random-number generator
 states as tensors), so it loads with `torch.load(weights_only=True)`: loading never runs code.
-Writes go through `paths.atomic_path`, so a killed run leaves the previous epoch's checkpoint.
+Writes go through `paths.write_verified`: atomic (a killed run leaves the previous epoch's
+checkpoint) and with its SHA-256 recorded in `<checkpoint>.sha256`, which `load` and `verify`
+check first, so a damaged checkpoint raises `paths.CorruptArtifact` instead of being resumed.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..paths import atomic_path
+from ..paths import CorruptArtifact, discard_verified, read_verified, write_verified
 
 
 def rng_state() -> dict:
@@ -53,11 +56,25 @@ def fork_rng(device: torch.device):
 
 
 def save(path: Path | str, state: dict) -> None:
-    """Write `state` to `path` atomically with torch.save."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write `state` to `path` atomically with torch.save, recording its SHA-256 beside it."""
+    write_verified(path, lambda tmp: torch.save(state, tmp))
+
+
+def verify(path: Path | str) -> Path:
+    """`path` if it is a checkpoint `save` wrote and it is intact; CorruptArtifact naming it otherwise
+    (a flipped byte, a swapped file, a missing hash record)."""
+    return read_verified(path)
 
 
 def load(path: Path | str, map_location=None) -> dict:
-    """Read a checkpoint written by `save` (weights_only=True: tensors and primitive containers only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint written by `save`, after checking its SHA-256 (CorruptArtifact if it does not
+    match or cannot be unpickled); weights_only=True: tensors and primitive containers only."""
+    try:
+        return torch.load(verify(path), map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError) as err:
+        raise CorruptArtifact(f"{path} cannot be loaded as a checkpoint: {err}") from None
+
+
+def discard(path: Path | str) -> None:
+    """Remove a checkpoint and its hash record (absent ones are fine)."""
+    discard_verified(path)

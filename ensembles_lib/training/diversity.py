@@ -22,11 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks import distill
-from ..attacks._checks import check_eps, step_or_default
-from ..checks import check_int, check_number
 from ..ensembles import members_of
 from ..models import feature_layers
-from .strategies import SpecAttack
+from ..specs import ADPSpec, DVERGESpec, GALSpec, validate
 
 # ADP's numerical guards (Pang et al. 2019): added inside the log of the ensemble entropy, and to
 # the diagonal of the Gram matrix so that its log-determinant stays finite when the members'
@@ -88,37 +86,26 @@ class DVERGE:
     trains on).
     """
 
-    def __init__(self, eps: float, *, steps: int = 10, step: float | None = None, mu: float = 1.0,
-                 layers: list[str] | None = None, seed: int = 0, adv_attack: dict | None = None,
-                 rho: float = 1.0):
-        self.eps = check_eps(eps)
-        self.steps = check_int(steps, "steps")
-        self.step = step_or_default(step, self.eps / self.steps)
-        self.mu = check_number(mu, "mu", minimum=0)
-        if layers is not None:
-            if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers \
-                    or not all(isinstance(name, str) for name in layers):
-                raise ValueError(f"layers must be None (every feature layer) or a non-empty list of tap names, "
-                                 f"got {layers!r}")
-            layers = list(layers)
-        self.layers = layers
-        self.seed = check_int(seed, "seed", minimum=0)
-        if adv_attack is not None and not isinstance(adv_attack, dict):
-            raise ValueError(f"adv_attack must be None or an attack spec dict such as "
-                             f"{{'name': 'pgd', 'eps': 8/255, 'steps': 10}}, got {adv_attack!r}")
-        self.attack = SpecAttack(adv_attack) if adv_attack is not None else None
-        self.rho = check_number(rho, "rho", minimum=0)
+    def __init__(self, eps: float, **params):
+        self.config = validate(DVERGESpec, {"eps": eps, **params}, "DVERGE")
+        self.eps, self.steps, self.step, self.mu = self.config.eps, self.config.steps, self.config.step, self.config.mu
+        self.layers, self.seed, self.rho = self.config.layers, self.config.seed, self.config.rho
+        self.attack = self.config.adv_attack
         self.epoch = 0
+
+    @classmethod
+    def from_spec(cls, spec: DVERGESpec) -> "DVERGE":
+        return cls(**spec.model_dump(exclude={"name"}))
 
     # -- the epoch's layer (Algorithm 1, line 7)
 
     def start_epoch(self, epoch: int) -> None:
         """Select the distillation layer of `epoch` (0-based): a function of (seed, epoch) only."""
-        self.epoch = check_int(epoch, "epoch", minimum=0)
+        self.epoch = epoch
 
     def layer_fraction(self, epoch: int | None = None) -> float:
         """The epoch's uniform draw u in [0, 1) that picks its layer."""
-        epoch = self.epoch if epoch is None else check_int(epoch, "epoch", minimum=0)
+        epoch = self.epoch if epoch is None else epoch
         return float(np.random.default_rng([self.seed, epoch]).random())
 
     def layer_for(self, member: nn.Module, epoch: int | None = None) -> str:
@@ -156,8 +143,8 @@ class DVERGE:
                              step=self.step, mu=self.mu) for member in members]  # Eq. 1, Algorithm 1 line 13
         adversarial = None
         if self.attack is not None:
-            seed = int(torch.randint(0, 2**31 - 1 - m, (1,)).item()) if self.attack.takes_seed else None
-            adversarial = [self.attack(member, x, y, seed=None if seed is None else seed + i)
+            seed = int(torch.randint(0, 2**31 - 1 - m, (1,)).item())  # used when the spec fixes no seed
+            adversarial = [self.attack.run(member, x, y, seed=seed + i)
                            for i, member in enumerate(members)]
         total = x.new_zeros(())
         for i, member in enumerate(members):
@@ -174,18 +161,10 @@ class DVERGE:
         return total, eval_scores(model, x)
 
     def spec(self) -> dict:
-        return {"name": "dverge", "eps": self.eps, "steps": self.steps, "step": self.step, "mu": self.mu,
-                "layers": None if self.layers is None else list(self.layers), "seed": self.seed,
-                "adv_attack": None if self.attack is None else self.attack.full_spec(), "rho": self.rho}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "DVERGE":
-        kwargs = _kwargs(spec, required=("eps",),
-                         optional=("steps", "step", "mu", "layers", "seed", "adv_attack", "rho"))
-        return cls(kwargs.pop("eps"), **kwargs)
+        return self.config.canonical()
 
     def __repr__(self) -> str:
-        extra = f", adv_attack={self.attack.full_spec()}, rho={self.rho}" if self.attack is not None else ""
+        extra = f", adv_attack={self.attack.canonical()}, rho={self.rho}" if self.attack is not None else ""
         return (f"DVERGE(eps={self.eps:.4g}, steps={self.steps}, step={self.step:.4g}, mu={self.mu}, "
                 f"layers={self.layers}, seed={self.seed}{extra})")
 
@@ -227,9 +206,13 @@ class ADP:
     scores: the ensemble's combination (its `combine` rule) of the same clean forward.
     """
 
-    def __init__(self, alpha: float = 2.0, beta: float = 0.5):
-        self.alpha = check_number(alpha, "alpha", minimum=0)
-        self.beta = check_number(beta, "beta", minimum=0)
+    def __init__(self, **params):
+        self.config = validate(ADPSpec, params, "ADP")
+        self.alpha, self.beta = self.config.alpha, self.config.beta
+
+    @classmethod
+    def from_spec(cls, spec: ADPSpec) -> "ADP":
+        return cls(**spec.model_dump(exclude={"name"}))
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         members_of(model, "ADP")
@@ -240,11 +223,7 @@ class ADP:
         return loss, model.combine_logits(logits.detach())
 
     def spec(self) -> dict:
-        return {"name": "adp", "alpha": self.alpha, "beta": self.beta}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "ADP":
-        return cls(**_kwargs(spec, required=(), optional=("alpha", "beta")))
+        return self.config.canonical()
 
     def __repr__(self) -> str:
         return f"ADP(alpha={self.alpha}, beta={self.beta})"
@@ -281,8 +260,13 @@ class GAL:
     made where the members are built. scores: the ensemble's combination of the clean forward.
     """
 
-    def __init__(self, coefficient: float = 0.5):
-        self.coefficient = check_number(coefficient, "coefficient", minimum=0)
+    def __init__(self, **params):
+        self.config = validate(GALSpec, params, "GAL")
+        self.coefficient = self.config.coefficient
+
+    @classmethod
+    def from_spec(cls, spec: GALSpec) -> "GAL":
+        return cls(**spec.model_dump(exclude={"name"}))
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         members_of(model, "GAL")
@@ -296,26 +280,7 @@ class GAL:
         return loss, model.combine_logits(logits.detach())
 
     def spec(self) -> dict:
-        return {"name": "gal", "coefficient": self.coefficient}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "GAL":
-        return cls(**_kwargs(spec, required=(), optional=("coefficient",)))
+        return self.config.canonical()
 
     def __repr__(self) -> str:
         return f"GAL(coefficient={self.coefficient})"
-
-
-
-
-def _kwargs(spec: dict, *, required: tuple, optional: tuple) -> dict:
-    """spec without its name, checked against the allowed keys (ValueError naming the bad ones)."""
-    allowed = {"name", *required, *optional}
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ValueError(f"strategy {spec['name']!r}: unknown key(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
-    missing = [key for key in required if key not in spec]
-    if missing:
-        raise ValueError(f"strategy {spec['name']!r}: missing key(s) {', '.join(missing)}")
-    return {k: v for k, v in spec.items() if k != "name"}

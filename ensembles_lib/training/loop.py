@@ -19,8 +19,8 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from ..checks import check_bool, check_choice, check_int, check_number
-from .optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
+from ..specs import OptimSpec, PositiveInt, check_value, validate
+from .optim import lr_at, make_optimizer, set_lr
 from .strategies import Standard
 
 # Bump when the loop's semantics change (what a given spec trains to); part of every cache key.
@@ -28,22 +28,13 @@ TRAINING_VERSION = 1
 
 
 
-def check_options(*, epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma) -> tuple:
-    """Validate fit's optimisation settings (ValueError naming the first bad one); return milestones as a tuple."""
-    check_int(epochs, "epochs", 1)
-    check_number(lr, "lr", minimum=0, strict=True)
-    check_number(momentum, "momentum", minimum=0)
-    check_number(weight_decay, "weight_decay", minimum=0)
-    check_number(gamma, "gamma", minimum=0, strict=True)
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    check_choice(schedule, "schedule", SCHEDULES)
-    check_bool(nesterov, "nesterov")
-    if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
-        raise ValueError(f"milestones must be a sequence of epoch numbers, got {milestones!r}")
-    milestones = tuple(milestones)
-    for m in milestones:
-        check_int(m, "milestones entries", 1)
-    return milestones
+def check_options(*, epochs, **optim) -> OptimSpec:
+    """fit's optimisation settings validated by the spec's rules (`specs.OptimSpec`): SpecError
+    naming the bad one; epochs must be an int >= 1."""
+    check_value(PositiveInt, epochs, "epochs")
+    if isinstance(optim.get("milestones"), (tuple, range)):
+        optim["milestones"] = list(optim["milestones"])
+    return validate(OptimSpec, optim, "fit")
 
 
 def _plain(name, value):
@@ -89,9 +80,9 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
     last step's), time_s (the epoch's wall time, training and eval_fn), then eval_fn's entries.
     The model is left in eval mode.
     """
-    milestones = check_options(epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
-                               weight_decay=weight_decay, nesterov=nesterov, schedule=schedule,
-                               milestones=milestones, gamma=gamma)
+    milestones = tuple(check_options(epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+                                     weight_decay=weight_decay, nesterov=nesterov, schedule=schedule,
+                                     milestones=milestones, gamma=gamma).milestones)
     strategy = Standard() if strategy is None else strategy
     if not hasattr(strategy, "loss"):
         raise ValueError(f"strategy must have a loss(model, x, y) method, got {strategy!r}")

@@ -11,10 +11,13 @@ import math
 
 import torch
 
-from ..checks import check_choice
+from typing import get_args
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("multistep", "cosine", "onecycle", "constant")
+from ..checks import check_choice
+from ..specs import Optimizer, Schedule
+
+OPTIMIZERS = get_args(Optimizer)
+SCHEDULES = get_args(Schedule)
 # Fraction of the steps the one-cycle schedule spends rising to the peak learning rate.
 ONECYCLE_WARMUP = 0.25
 

@@ -6,6 +6,7 @@ outputs on the clean batch, used only for the running training accuracy. `spec()
 strategy as a JSON-able dict, part of a trained model's cache key.
 
 Used by every chapter that trains (Standard) and by the Strength in Numbers chapter (Adversarial).
+`from_spec(spec)` builds a strategy from its validated spec (`specs.StrategySpec`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import attacks
-from ..checks import check_number
+from pydantic import BaseModel
 
-ATTACK_NAMES = ("fgsm", "ifgsm", "pgd", "mifgsm", "di2fgsm", "sgm")  # the attacks taking (model, x, y)
+from ..attacks.specs import attack_spec
+from ..specs import AdversarialSpec, StandardSpec, NonNegative, check_value
 
 
 def outputs_log_probs(model: nn.Module) -> bool:
@@ -49,6 +50,10 @@ class Standard:
         scores = model(x)
         return classification_loss(model, scores, y), scores
 
+    @classmethod
+    def from_spec(cls, spec: StandardSpec) -> "Standard":
+        return cls()
+
     def spec(self) -> dict:
         return {"name": "standard"}
 
@@ -65,34 +70,38 @@ class Adversarial:
     it is the average of the two losses that SiN Sec. 4 trains with ("averaged ... i.e. rho = 1"),
     and it keeps the learning rate's meaning the same as for Standard. rho = 0 is clean training.
 
-    `attack(model, x, y) -> x_adv` must leave the parameters' gradients alone and restore the
-    model's mode (the library's attacks do). If it accepts a `seed` keyword, each batch gets a
-    fresh seed drawn from torch's global generator, so random starts differ between batches yet a
-    seeded (or resumed) run repeats exactly. The clean and adversarial batches go through the
-    model in one forward pass, so batch-norm statistics see both, as in Madry-style training.
+    attack: an attack spec (a dict such as {"name": "ifgsm", "eps": 0.3, "steps": 3}, validated by
+        `attacks.specs.attack_spec`), or any callable attack(model, x, y) -> x_adv that leaves the
+        parameters' gradients alone and restores the model's mode (the library's attacks do).
+    A spec without its own seed, or a callable with a `seed` keyword, gets a fresh seed per batch
+    drawn from torch's global generator, so random starts differ between batches yet a seeded (or
+    resumed) run repeats exactly. The clean and adversarial batches go through the model in one
+    forward pass, so batch-norm statistics see both, as in Madry-style training.
     """
 
-    def __init__(self, attack: Callable, rho: float = 1.0, attack_spec: dict | None = None):
-        if not callable(attack):
-            raise ValueError(f"attack must be a callable attack(model, x, y) -> x_adv, got {attack!r}")
-        check_number(rho, "rho", minimum=0)
-        self.attack = attack
-        self.rho = float(rho)
-        self.attack_spec = attack_spec if attack_spec is not None else getattr(attack, "spec", None)
-        if isinstance(attack, SpecAttack):
-            self._takes_seed = attack.takes_seed
-        else:
+    def __init__(self, attack, rho: float = 1.0):
+        self.rho = check_value(NonNegative, rho, "rho")
+        if callable(attack) and not isinstance(attack, BaseModel):
+            self.attack_spec = None
+            self.run = attack
             try:
                 self._takes_seed = "seed" in inspect.signature(attack).parameters
             except (TypeError, ValueError):
                 self._takes_seed = False
+        else:
+            self.attack_spec = attack_spec(attack)
+            self.run = self.attack_spec.run
+            self._takes_seed = self.attack_spec.seed is None
+
+    @classmethod
+    def from_spec(cls, spec: AdversarialSpec) -> "Adversarial":
+        return cls(spec.attack, rho=spec.rho)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._takes_seed:
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-            x_adv = self.attack(model, x, y, seed=seed)
+            x_adv = self.run(model, x, y, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
         else:
-            x_adv = self.attack(model, x, y)
+            x_adv = self.run(model, x, y)
         scores = model(torch.cat([x, x_adv.detach()]))
         clean, adv = scores[: len(x)], scores[len(x):]
         loss_clean, loss_adv = classification_loss(model, clean, y), classification_loss(model, adv, y)
@@ -100,54 +109,9 @@ class Adversarial:
         return loss, clean
 
     def spec(self) -> dict:
-        attack = self.attack.full_spec() if isinstance(self.attack, SpecAttack) else self.attack_spec
-        if attack is None:
-            attack = {"name": getattr(self.attack, "__name__", repr(self.attack))}
+        attack = self.attack_spec.canonical() if self.attack_spec is not None else \
+            {"name": getattr(self.run, "__name__", repr(self.run))}
         return {"name": "adversarial", "rho": self.rho, "attack": attack}
 
     def __repr__(self) -> str:
         return f"Adversarial(attack={self.spec()['attack']}, rho={self.rho})"
-
-
-class SpecAttack:
-    """A library attack with its keyword arguments bound, built from a JSON-able spec.
-
-    Calling it runs `attack(model, x, y, **kwargs)`; `seed`, where the attack takes one and the
-    spec does not fix it, is passed through per call (Adversarial draws one per batch).
-    """
-
-    def __init__(self, spec: dict):
-        if not isinstance(spec, dict) or "name" not in spec:
-            raise ValueError(f"attack spec must be a dict with a 'name' (one of {', '.join(ATTACK_NAMES)}), "
-                             f"got {spec!r}")
-        name = spec["name"]
-        if name not in ATTACK_NAMES:
-            raise ValueError(f"attack name {name!r} is not supported: use one of {', '.join(ATTACK_NAMES)}")
-        self.function = getattr(attacks, name)
-        self.kwargs = {k: v for k, v in spec.items() if k != "name"}
-        self.spec = dict(spec)
-        self.__name__ = name
-        parameters = inspect.signature(self.function).parameters
-        accepted = [p for p, info in parameters.items() if info.kind == info.KEYWORD_ONLY]
-        unknown = sorted(set(self.kwargs) - set(accepted))
-        if unknown:
-            raise ValueError(f"attack {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                             f"it accepts {', '.join(accepted)}")
-        missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in self.kwargs]
-        if missing:
-            raise ValueError(f"attack {name!r}: missing parameter(s) {', '.join(missing)}")
-        self.takes_seed = "seed" in accepted and "seed" not in self.kwargs
-        self._defaults = {p: parameters[p].default for p in accepted
-                          if p != "seed" and parameters[p].default is not inspect.Parameter.empty}
-
-    def full_spec(self) -> dict:
-        """The spec with the attack's JSON-able defaults filled in: a changed default changes a cache key."""
-        defaults = {k: v for k, v in self._defaults.items() if v is None or isinstance(v, (bool, int, float, str))}
-        return {**defaults, **self.spec}
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        extra = {"seed": seed} if self.takes_seed and seed is not None else {}
-        return self.function(model, x, y, **self.kwargs, **extra)
-
-    def __repr__(self) -> str:
-        return f"SpecAttack({self.spec})"
