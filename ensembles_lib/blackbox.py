@@ -24,7 +24,7 @@ from torch import nn
 from . import cache
 from .data import head
 from .evaluation import accuracy, all_or_nothing, has_residual_members, transfer_attacks
-from .evaluation.arguments import validated
+from .fields import validated
 
 
 

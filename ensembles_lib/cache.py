@@ -111,8 +111,9 @@ def _stored_model(st: Store, k: str, run: TrainingRun, device: torch.device) -> 
         if meta is None:
             return None
         if meta.get("spec") != run.canonical() or meta.get("training_version") != TRAINING_VERSION \
-                or not isinstance(meta.get("history"), list):
-            raise CorruptArtifact(f"{META_FILE} describes another spec or training version, or has no history")
+                or not isinstance(meta.get("history"), list) or MODEL_FILE not in meta["files"]:
+            raise CorruptArtifact(f"{META_FILE} describes another spec or training version, or lacks the "
+                                  f"history or {MODEL_FILE}")
         state = torch.load(st.folder(k) / MODEL_FILE, map_location=device, weights_only=True)
         with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the caller's RNG
             model = run.model.build()
@@ -212,8 +213,8 @@ def _stored_examples(st: Store, k: str, spec: AdversarialExamples, device: torch
         meta = st.load(k)
         if meta is None:
             return None
-        if meta.get("spec") != spec.canonical():
-            raise CorruptArtifact(f"{META_FILE} describes another spec")
+        if meta.get("spec") != spec.canonical() or EXAMPLES_FILE not in meta["files"]:
+            raise CorruptArtifact(f"{META_FILE} describes another spec, or lacks {EXAMPLES_FILE}")
         stored = torch.load(st.folder(k) / EXAMPLES_FILE, map_location=device, weights_only=True)
         x_adv, y = stored["x_adv"], stored["y"]
         if len(x_adv) != spec.data.n or len(y) != len(x_adv):
@@ -273,11 +274,14 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
 
 
 def _summary(meta: dict) -> str:
-    """One line saying what an entry holds; ValueError if its spec is not one this version reads."""
+    """One line saying what an entry holds; ValueError if its spec is not one this version reads,
+    CorruptArtifact if it lacks the file its kind holds."""
     spec = meta.get("spec")
-    if isinstance(spec, dict) and spec.get("kind") == "adversarial":
-        return adversarial_examples(spec).describe()
-    return training_run(spec).describe()
+    adversarial = isinstance(spec, dict) and spec.get("kind") == "adversarial"
+    held = EXAMPLES_FILE if adversarial else MODEL_FILE
+    if held not in meta["files"]:
+        raise CorruptArtifact(f"{META_FILE} lists no {held}")
+    return adversarial_examples(spec).describe() if adversarial else training_run(spec).describe()
 
 
 def list_entries() -> list[dict]:
@@ -295,6 +299,8 @@ def list_entries() -> list[dict]:
             row["wall_time_s"] = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
             try:
                 row["summary"] = _summary(meta)
+            except CorruptArtifact as err:
+                row.update(status="corrupt", summary=str(err))
             except (ValueError, TypeError) as err:
                 row.update(status="stale", summary=f"spec not readable by this version ({str(err)[:120]})")
         entries.append(row)

@@ -47,7 +47,10 @@ def prepare_data(names: list[str]) -> int:
 
 
 def cache_command(action: str, keys: list[str]) -> int:
+    """`cache list`: every entry with its status (a damaged one says why); `cache clear`: exit 2
+    for an unknown key (nothing removed), 1 when some entries could not be removed (the rest were)."""
     from . import cache
+    from .store import ClearFailed
 
     if action == "list":
         entries = cache.list_entries()
@@ -55,13 +58,17 @@ def cache_command(action: str, keys: list[str]) -> int:
             print(f"no trained-model artifacts under {cache.artifacts_root()}")
         for e in entries:
             wall = f"{e['wall_time_s']:.0f}s" if e["wall_time_s"] is not None else "-"
-            print(f"{e['key'][:16]}  {e['status']:<10} {wall:>7} {e['size_bytes'] / 1e6:8.1f} MB  {e['summary']}")
+            summary = " ".join(str(e["summary"]).split())
+            print(f"{e['key']:<20} {e['status']:<10} {wall:>7} {e['size_bytes'] / 1e6:8.1f} MB  {summary}")
         return 0
     try:
         removed = cache.clear(keys or None)
     except ValueError as err:
         print(f"ensembles cache clear: {err}", file=sys.stderr)
         return 2
+    except ClearFailed as err:
+        print(f"ensembles cache clear: {err}", file=sys.stderr)
+        return 1
     print(f"removed {len(removed)} artifact(s)" + "".join(f"\n  {k}" for k in removed))
     return 0
 

@@ -18,7 +18,7 @@ papermill `parameters` cell. The chapters themselves are registered in `ensemble
 An unknown parameter, a wrong type or an out-of-range value is a ValueError naming the parameter
 and what it accepts. Nothing here imports torch (only ``resolve_profile("auto")`` asks it about
 CUDA), so `ensembles run` rejects a bad value before the heavy imports. Used by every chapter,
-by `ensembles` and by `specs` (SEED_MAX).
+by `ensembles`.
 """
 
 from __future__ import annotations
@@ -30,15 +30,13 @@ from numbers import Integral, Real
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from .fields import SEED_MAX
+
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 PROFILE_CHOICES = ("auto",) + PROFILES
 KINDS = ("int", "float", "str", "bool", "floats")
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
-# numpy's legacy seeding and torch's generators both take any seed in [0, 2**32 - 1]; torch's
-# upper limit is 2**64 - 1, numpy's RandomState the 32-bit one, so every seed the library takes
-# stays within 32 bits (specs import this bound).
-SEED_MAX = 2**32 - 1
 # Chapters derive seeds from their `seed` parameter as seed + k: member k, DVERGE's surrogates
 # (seed + 1000 + 100 s + k), attack restarts. A chapter's seed therefore stops SEED_ROOM short of
 # SEED_MAX, so every derived seed is still a valid one.

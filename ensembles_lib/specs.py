@@ -32,15 +32,10 @@ from .data.catalog import SPLITS, check_name
 from .data.dataset import DataError, ImageDataset
 from .ensembles import COMBINES, Ensemble
 from .models import registry
-from .profiles import SEED_MAX
+from .fields import STRICT, ArgumentError, Budget, Count, NonNegative, Seed, StepSize, explain
 
-Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
-PositiveInt = Annotated[int, Field(ge=1)]
 # the hold-out of the fit/val splits: a count of images, or a fraction of the training split
 HoldOut = Union[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, lt=1)]]
-Budget = Annotated[float, Field(ge=0, le=1)]  # an L-inf budget in pixel units
-StepSize = Annotated[float, Field(gt=0, le=1)]
-NonNegative = Annotated[float, Field(ge=0)]
 Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["multistep", "cosine", "onecycle", "constant"]
 Split = Literal[SPLITS]  # type: ignore[valid-type]
@@ -57,7 +52,7 @@ def _dataset_name(name: str) -> str:
 DatasetName = Annotated[str, AfterValidator(_dataset_name)]  # a catalogue name or imagefolder:<path>
 
 
-class SpecError(ValueError):
+class SpecError(ArgumentError):
     """A spec that does not validate; the message names each bad field and what it accepts."""
 
 
@@ -65,7 +60,7 @@ class Spec(BaseModel):
     """A frozen spec that refuses unknown fields; `canonical()` is its hashed form. Strict: a bool
     is not an int and a string is not a number (True epochs or "0.1" lr are refused, not coerced)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, **STRICT)
 
     def canonical(self) -> dict:
         """Every field, defaults filled in, as JSON types: two specs that train the same thing agree."""
@@ -79,38 +74,7 @@ def validate(kind: type[Spec], value: Any, where: str = "spec") -> Spec:
     try:
         return kind.model_validate(value)
     except ValidationError as err:
-        raise SpecError(describe(err, where, value)) from None
-
-
-def check_value(kind: Any, value: Any, name: str) -> Any:
-    """`value` validated as the type `kind` (e.g. NonNegative, Budget): one argument of a function
-    that also has a spec, checked by the same rule; SpecError naming `name`."""
-    try:
-        return TypeAdapter(kind, config=ConfigDict(strict=True, allow_inf_nan=False)).validate_python(value)
-    except ValidationError as err:
-        raise SpecError(describe(err, name, value)) from None
-
-
-def describe(err: ValidationError, where: str, value: Any = None) -> str:
-    """A ValidationError in one line per problem, `where['field'][...]: what it accepts (got what)`.
-
-    pydantic puts the chosen variant of a union into the error's location ('pgd', 'ensemble');
-    walking the input along the location tells those apart from keys, shown as (variant)."""
-    lines = []
-    for problem in err.errors(include_url=False):
-        path, node = where, value
-        for i, part in enumerate(problem["loc"]):
-            missing_key = problem["type"] == "missing" and i == len(problem["loc"]) - 1
-            if missing_key or isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
-                path += f"[{part!r}]"
-                node = None if missing_key or isinstance(node, list) and part >= len(node) else node[part]
-            else:
-                path += f"({part})"
-        got = problem.get("input")
-        shown = "" if problem["type"] == "missing" or len(repr(got)) > 80 else f" (got {got!r})"
-        message = "unknown field (misspelt?)" if problem["type"] == "extra_forbidden" else problem["msg"]
-        lines.append(f"{path}: {message.removeprefix('Value error, ')}{shown}")
-    return "; ".join(lines)
+        raise SpecError(explain(err, kind, value, where=where)) from None
 
 
 # --------------------------------------------------------------------------------- data and models
@@ -121,7 +85,7 @@ class DataSpec(Spec):
 
     name: DatasetName
     split: Split
-    batch_size: int = Field(ge=1)
+    batch_size: Count
     augment: bool = False
     val_size: HoldOut = 0.1
     split_seed: Seed = 0
@@ -227,7 +191,7 @@ class DVERGESpec(Spec):
 
     name: Literal["dverge"] = "dverge"
     eps: Budget
-    steps: int = Field(10, ge=1)
+    steps: Count = 10
     step: StepSize | None = None
     mu: NonNegative = 1.0
     layers: list[str] | None = Field(None, min_length=1)
@@ -269,7 +233,7 @@ def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | A
     try:
         return TypeAdapter(StrategySpec).validate_python(value)
     except ValidationError as err:
-        raise SpecError(describe(err, "strategy", value)) from None
+        raise SpecError(explain(err, StrategySpec, value, where="strategy")) from None
 
 
 # --------------------------------------------------------------------------------- optimisation
@@ -309,7 +273,7 @@ class DiversityMetric(Spec):
 
     name: Literal["diversity"]
     eps: Budget
-    steps: int = Field(10, ge=1)
+    steps: Count = 10
     step: StepSize | None = None
     seed: Seed = 0
 
@@ -329,7 +293,7 @@ class EvalSpec(Spec):
     """Metrics recorded after every epoch on the first n images of a split."""
 
     split: Split = "test"
-    n: int = Field(ge=1)
+    n: Count
     metrics: list[MetricSpec] = Field(min_length=1)
 
 
@@ -344,7 +308,7 @@ class TrainingRun(Spec):
     data: DataSpec
     strategy: StrategySpec = StandardSpec()
     optim: OptimSpec
-    epochs: int = Field(ge=1)
+    epochs: Count
     seed: Seed
     eval: EvalSpec | None = None
     init: Union["TrainingRun", list["TrainingRun"], None] = None
@@ -385,7 +349,7 @@ class ImagesSpec(Spec):
 
     name: DatasetName
     split: Split
-    n: int = Field(ge=1)
+    n: Count
 
 
 class AdversarialExamples(Spec):
@@ -397,7 +361,7 @@ class AdversarialExamples(Spec):
     combine: Combine = "logit"
     attack: AttackSpec
     data: ImagesSpec
-    batch_size: int = Field(500, ge=1)
+    batch_size: Count = 500
 
     def describe(self) -> str:
         sources = " + ".join(s.model.describe() for s in self.sources)

@@ -23,7 +23,7 @@ from ensembles_lib.attacks import (AttackArgumentError, autoattack, di2fgsm, dis
                                    fgsm, ifgsm, member_losses, member_pgd, mifgsm, pgd, sgm, square)
 from ensembles_lib.attacks.specs import ATTACK_NAMES, AttackSpec, PGDSpec, attack_spec, spec_model
 from ensembles_lib.attacks.contract import attack
-from ensembles_lib.attacks.params import Budget, Count, Seed
+from ensembles_lib.fields import Budget, Count, Seed
 from ensembles_lib.models import build, feature_layers
 
 EPS = 0.1
@@ -191,7 +191,7 @@ BAD_KWARGS = [
     (dict(eps=EPS, step_rule="adamw"), r"^step_rule must be one of 'sign', 'adam', got 'adamw'$"),
     (dict(eps=EPS, step=0.0), r"^step must be a number in \(0, 1\] \(pixel units, e.g. 2/255\) or None, got 0.0$"),
     (dict(eps=EPS, loss="hinge"), r"^loss must be one of 'ce', 'cw' or a callable"),
-    (dict(eps=EPS, seed=-1), r"^seed must be an int in \[0, 9223372036854775807\], got -1$"),
+    (dict(eps=EPS, seed=-1), r"^seed must be an int in \[0, 4294967295\], got -1$"),
     (dict(eps=EPS, epsilon=0.3), r"^epsilon is not a parameter of pgd \(it accepts eps, steps, step, restarts, "
                                  r"loss, step_rule, random_start, eot_samples, seed\)$"),
     (dict(), r"^eps is required: a number in \[0, 1\]"),

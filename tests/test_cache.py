@@ -436,3 +436,29 @@ print(digest)
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
     assert log.read_text().splitlines() == ["trained"]
     assert len({out.strip() for out, _ in outputs}) == 1
+
+
+def test_cache_command_lists_a_malformed_entry_and_clears_links_as_links(isolated, tmp_path, capsys):
+    from ensembles_lib import cli
+
+    cache.trained(SPEC, progress=False, device="cpu", backend="tensor")
+    root = cache.artifacts_root()
+    (root / "deep").mkdir()
+    (root / "deep" / "meta.json").write_text("[" * 100000)
+    (root / "wall").mkdir()
+    (root / "wall" / "meta.json").write_text(json.dumps({"spec": SPEC, "wall_time_s": "fast", "files": {}}))
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not an artifact")
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    assert cli.main(["cache", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {cache.key(SPEC), "deep", "wall", "link"}
+    assert " ok " in lines[cache.key(SPEC)] and "small_cnn on digits" in lines[cache.key(SPEC)]
+    assert " corrupt " in lines["deep"] and " corrupt " in lines["link"]
+    assert " corrupt " in lines["wall"] and "lists no model.pt" in lines["wall"]  # nor does a string wall time
+    with pytest.raises(cache.CorruptArtifact, match="model.pt"):  # what it lacks is said, not a FileNotFoundError
+        cache._summary(json.loads((root / "wall" / "meta.json").read_text()))
+    assert cli.main(["cache", "clear"]) == 0
+    assert not root.exists() or not [p for p in root.iterdir() if not p.name.startswith(".")]
+    assert (outside / "keep.txt").read_text() == "not an artifact"  # the link went, not its target

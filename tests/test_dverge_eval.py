@@ -24,7 +24,8 @@ from ensembles_lib.evaluation.diversity import source_pairing  # noqa: E402
 from ensembles_lib.evaluation.epoch_metrics import EPOCH_METRICS, evaluate  # noqa: E402
 from ensembles_lib.models import build  # noqa: E402
 from ensembles_lib.plots import decision_regions, rolling_training_curves  # noqa: E402
-from ensembles_lib.specs import MetricSpec, check_value  # noqa: E402
+from ensembles_lib.fields import check_value  # noqa: E402
+from ensembles_lib.specs import MetricSpec  # noqa: E402
 from ensembles_lib.training import fit  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from .gradient import attack_mode, generator, gradient, project, uniform_start, 
 from .losses import LOSSES, cross_entropy, cw_margin, get_loss
 from .members import MEMBER_RULES, member_losses, member_objective, member_pgd
 from .momentum import di2fgsm, input_diversity, mifgsm
-from .params import AttackArgumentError
+from .contract import AttackArgumentError
 from .pgd import pgd
 from .sgm import residual_blocks, sgm, skip_gradient
 from .specs import ATTACK_NAMES, AttackSpec, attack_spec

@@ -13,7 +13,7 @@ from torchattacks.attacks.apgdt import APGDT
 from torchattacks.attacks.fab import FAB
 
 from .contract import attack
-from .params import Budget, Count, PositiveUnit, Seed
+from ..fields import Budget, Count, PositiveUnit, Seed
 
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 AUTOATTACK_STEPS = 100  # Croce & Hein 2020 run APGD, APGD-T and FAB for 100 iterations

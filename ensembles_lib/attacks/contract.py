@@ -29,56 +29,21 @@ from typing import Any, Callable, Iterator, Optional, Sequence, get_type_hints
 
 import torch
 import torch.nn as nn
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .gradient import attack_mode, working_layout
-from .params import ARGUMENTS, AttackArgumentError, describe_type, explain
+from ..checks import check_images, check_inputs
+from ..fields import STRICT, ArgumentError, describe_type, explain
 
 __all__ = ["attack", "check_images", "check_inputs", "member_list", "AttackArgumentError"]
 
-
-def check_images(x: Any, name: str = "x") -> None:
-    """AttackArgumentError unless `x` is a finite float (N, C, H, W) tensor in [0, 1]; one host sync."""
-    _check_image_type(x, name)
-    if x.numel():
-        _check_values(name, *torch.stack(torch.aminmax(x)).tolist())
+# an attack's keywords: strict values (fields.STRICT) and no keyword it does not declare
+ARGUMENTS = ConfigDict(extra="forbid", **STRICT)
 
 
-def check_inputs(x: Any, y: Any) -> Optional[int]:
-    """`check_images(x)` plus y int64 labels of shape (N,) on x's device, all >= 0; returns the
-    largest label (None for an empty batch) for the class-count check. One host sync in all."""
-    _check_image_type(x, "x")
-    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != x.shape[:1]:
-        got = f"dtype {y.dtype} shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
-        raise AttackArgumentError(f"y must be int64 labels of shape ({x.shape[0]},), got {got}")
-    if y.device != x.device:
-        raise AttackArgumentError(f"y must be on x's device {x.device}, got {y.device}")
-    if not x.numel():
-        return None
-    # the four extremes in one tensor, so that the whole check costs one device-to-host copy; a NaN
-    # anywhere in x makes both of its extremes NaN (min and max propagate it), an inf shows in one
-    extremes = (*torch.aminmax(x), *torch.aminmax(y))
-    low, high, y_min, y_max = torch.stack([v.double() for v in extremes]).tolist()
-    _check_values("x", low, high)
-    y_min, y_max = int(y_min), int(y_max)
-    if y_min < 0:
-        raise AttackArgumentError(f"y holds label {y_min} outside [0, number of classes)")
-    return y_max
-
-
-def _check_image_type(x: Any, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        got = f"dtype {x.dtype} shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise AttackArgumentError(f"{name} must be a float tensor of shape (N, C, H, W), got {got}")
-
-
-def _check_values(name: str, low: float, high: float) -> None:
-    if not math.isfinite(low) or not math.isfinite(high):
-        held = "NaN" if math.isnan(low) else "-inf" if low == -math.inf else "inf"
-        raise AttackArgumentError(f"{name} must be finite, but it holds {held}")
-    if low < 0 or high > 1:
-        raise AttackArgumentError(f"{name} must lie in [0, 1] (normalisation belongs inside the model), "
-                                  f"got values in [{low:g}, {high:g}]")
+class AttackArgumentError(ArgumentError):
+    """A bad argument of an attack or a bad attack spec; the message names each bad parameter and
+    what it accepts."""
 
 
 def member_list(members: Any) -> list[nn.Module]:
@@ -162,10 +127,11 @@ def attack(*, members: bool = False, source: bool = False, layout: bool = True) 
         def run(*args: Any, **kwargs: Any) -> torch.Tensor:
             bound = binder.bind(*args, **kwargs)
             first, x, third = (bound.arguments[n] for n in names)
+            given = _plain_numbers(bound.arguments.get("options", {}))
             try:
-                options = dict(params.model_validate(_plain_numbers(bound.arguments.get("options", {}))))
+                options = dict(params.model_validate(given))
             except ValidationError as err:
-                raise AttackArgumentError(explain(err, params.model_fields, owner=fn.__name__)) from None
+                raise AttackArgumentError(explain(err, params, given, owner=fn.__name__)) from None
             if members:
                 models = member_list(first)
                 first = models

@@ -22,7 +22,7 @@ from ..models import feature_layers, features
 from .ascent import sign_ascent
 from .contract import attack, check_images
 from .gradient import attack_mode, generator, uniform_start
-from .params import Budget, Count, NonNegative, Seed, StepSize
+from ..fields import Budget, Count, NonNegative, Seed, StepSize
 
 
 @attack(source=True)

@@ -13,7 +13,7 @@ from .ascent import projected_ascent
 from .contract import attack
 from .gradient import generator, gradient, uniform_start
 from .losses import Loss
-from .params import Budget, Count, Seed, StepSize
+from ..fields import Budget, Count, Seed, StepSize
 
 RULES = ("gradient_average", "sign_all", "sign_average")
 Rule = Literal[RULES]

@@ -17,7 +17,7 @@ from .ascent import ASCENTS, StepRule
 from .contract import attack
 from .gradient import generator, uniform_start
 from .losses import Loss, LossFn, get_loss
-from .params import Budget, Count, Seed, StepSize
+from ..fields import Budget, Count, Seed, StepSize
 
 MEMBER_RULES = ("random", "mean", "max")
 MemberRule = Literal[MEMBER_RULES]

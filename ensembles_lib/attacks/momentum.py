@@ -15,7 +15,7 @@ from .ascent import sign_ascent
 from .contract import attack
 from .gradient import generator, gradient, uniform_start
 from .losses import Loss
-from .params import Budget, Count, NonNegative, Seed, StepSize, Unit
+from ..fields import Budget, Count, NonNegative, Seed, StepSize, Unit
 
 ResizeRate = Annotated[float, Field(ge=1, le=4)]
 

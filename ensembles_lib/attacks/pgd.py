@@ -15,7 +15,7 @@ from .ascent import ASCENTS, StepRule
 from .contract import attack
 from .gradient import generator, gradient, uniform_start
 from .losses import Loss
-from .params import Budget, Count, Seed, StepSize
+from ..fields import Budget, Count, Seed, StepSize
 
 
 @attack()

@@ -13,7 +13,7 @@ from .ascent import sign_ascent
 from .contract import attack
 from .gradient import gradient
 from .losses import Loss
-from .params import Budget, Count, NonNegative, PositiveUnit, Seed, StepSize
+from ..fields import Budget, Count, NonNegative, PositiveUnit, Seed, StepSize
 
 
 def residual_blocks(model: nn.Module) -> List[nn.Module]:

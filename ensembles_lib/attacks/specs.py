@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .fgsm import fgsm, ifgsm
 from .losses import Loss, LossName
 from .momentum import di2fgsm, mifgsm
-from .params import AttackArgumentError, Seed, explain
+from ..fields import Seed, explain
+from .contract import AttackArgumentError
 from .pgd import pgd
 from .sgm import sgm
 
@@ -91,5 +92,4 @@ def attack_spec(value: Any) -> AttackSpecBase:
     try:
         return _ADAPTER.validate_python(value)
     except ValidationError as err:
-        fields = {k: v for k, v in SPECS[name].model_fields.items() if k != "name"}
-        raise AttackArgumentError(explain(err, fields, where=f"attack.{name}.", owner=name, variant=name)) from None
+        raise AttackArgumentError(explain(err, AttackSpec, value, where=f"attack.{name}", owner=name)) from None

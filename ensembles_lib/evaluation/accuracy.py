@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import check_batch, check_int
+from ..checks import check_inputs, check_int
 
 
 @torch.no_grad()
@@ -22,7 +22,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
 
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Boolean (N,) mask: which samples the model classifies correctly."""
-    check_batch(x, y)
+    check_inputs(x, y)
     return predict(model, x, batch_size) == y.to(x.device)
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..attacks import residual_blocks
 from .accuracy import correct
-from .arguments import validated
+from ..fields import validated
 
 Kind = Literal["mpgd", "mdi2fgsm", "sgm"]
 LossName = Literal["ce", "cw"]

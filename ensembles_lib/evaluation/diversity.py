@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks import distill
-from ..checks import check_batch, check_int
+from ..checks import check_inputs, check_int
 from ..models import feature_layers
 from .accuracy import correct
 from .transfer import named_models, transfer_matrix
@@ -102,7 +102,7 @@ def diversity_matrix(models, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     fewer than two images remain.
     """
     named = named_models(models)
-    check_batch(x, y)
+    check_inputs(x, y)
     steps = check_int(steps, "steps")
     seed = check_int(seed, "seed", minimum=0)
     batch_size = check_int(batch_size, "batch_size")

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..attacks import attack_mode, gradient
 from .accuracy import predict
-from .arguments import validated
+from ..fields import validated
 
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checks import check_batch, check_int
+from ..checks import check_inputs, check_int
 from .accuracy import correct
 
 RESERVED = ("clean", "all")
@@ -24,7 +24,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     classified correctly clean and after every attack -- the worst case over the attacks, per
     sample, as robustness tables report it (it is <= the smallest per-attack accuracy).
     """
-    check_batch(x, y)
+    check_inputs(x, y)
     batch_size = check_int(batch_size, "batch_size")
     if not isinstance(attacks, dict) or not attacks:
         raise ValueError("attacks must be a non-empty dict name -> attack(model, x, y)")
@@ -69,7 +69,7 @@ def accuracy_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack
     ifgsm, member attacks with eot_samples=1 and one restart). One run of `steps` steps replaces
     `steps` separate runs: the Strength in Numbers chapter's accuracy-vs-steps curve (Fig. 2c).
     """
-    check_batch(x, y)
+    check_inputs(x, y)
     check_int(steps, "steps", 1)
     recorder = _Recorder(model, y)
     x_adv = attack(recorder, x, y, steps=steps)

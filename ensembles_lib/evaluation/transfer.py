@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..checks import check_batch, check_bool, check_int
+from ..checks import check_inputs, check_bool, check_int
 from .accuracy import correct
 
 
@@ -49,7 +49,7 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     if no image is classified correctly by every model. Used by the TREND and DVERGE chapters.
     """
     named = named_models(models)
-    check_batch(x, y)
+    check_inputs(x, y)
     batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")

@@ -19,7 +19,8 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from ..specs import OptimSpec, PositiveInt, check_value, validate
+from ..fields import Count, check_value
+from ..specs import OptimSpec, validate
 from .optim import lr_at, make_optimizer, set_lr
 from .strategies import Standard
 
@@ -31,7 +32,7 @@ TRAINING_VERSION = 1
 def check_options(*, epochs, **optim) -> OptimSpec:
     """fit's optimisation settings validated by the spec's rules (`specs.OptimSpec`): SpecError
     naming the bad one; epochs must be an int >= 1."""
-    check_value(PositiveInt, epochs, "epochs")
+    check_value(Count, epochs, "epochs")
     if isinstance(optim.get("milestones"), (tuple, range)):
         optim["milestones"] = list(optim["milestones"])
     return validate(OptimSpec, optim, "fit")

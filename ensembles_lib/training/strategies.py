@@ -21,7 +21,8 @@ from torch import nn
 from pydantic import BaseModel
 
 from ..attacks.specs import attack_spec
-from ..specs import AdversarialSpec, StandardSpec, NonNegative, check_value
+from ..fields import NonNegative, check_value
+from ..specs import AdversarialSpec, StandardSpec
 
 
 def outputs_log_probs(model: nn.Module) -> bool:
