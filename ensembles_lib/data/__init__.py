@@ -4,19 +4,20 @@ The catalog and the dataset type load without torch, so the command line checks 
 before torch is imported; the loaders and augmentations, which need torch, load on first use.
 """
 
-from importlib import import_module
-
 from .catalog import NAMES, SPLITS, DataNotFound, get
 from .dataset import DataError, ImageDataset
-
-_LAZY = {"Augment": "augment", "BACKENDS": "loaders", "ffcv_available": "loaders", "head": "loaders",
-         "loader": "loaders"}
 
 __all__ = ["Augment", "BACKENDS", "NAMES", "SPLITS", "DataError", "DataNotFound", "ImageDataset", "ffcv_available",
            "get", "head", "loader"]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "Augment":
+        from .augment import Augment
+
+        return Augment
+    if name in ("BACKENDS", "ffcv_available", "head", "loader"):
+        from . import loaders
+
+        return getattr(loaders, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -132,7 +132,8 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def _resnet(block, blocks, num_classes, in_channels, normalize, width, shortcut_kind="B"):
+def resnet_from_blocks(block, blocks, num_classes, in_channels, normalize, width, shortcut_kind="B"):
+    """A ResNet with `blocks[i]` residual blocks of type `block` in stage i (ImageNet-style and CIFAR ResNets)."""
     check_int(width, "width")
     check_choice(shortcut_kind, "shortcut", SHORTCUTS)
     widths = [width * 2**i for i in range(len(blocks))]
@@ -145,4 +146,4 @@ def _resnet(block, blocks, num_classes, in_channels, normalize, width, shortcut_
 @register("resnet101", block=Bottleneck, blocks=(3, 4, 23, 3))
 def imagenet_style_resnet(num_classes, in_channels, normalize, *, block, blocks, width: int = 64):
     """ResNet-18/34/50/101, CIFAR form: 3x3 stem, 4 stages of width, 2, 4, 8 x width; 1x1-conv shortcuts."""
-    return _resnet(block, list(blocks), num_classes, in_channels, normalize, width, "B")
+    return resnet_from_blocks(block, list(blocks), num_classes, in_channels, normalize, width, "B")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..checks import check_int
 from .registry import register
-from .resnet import BasicBlock, _resnet
+from .resnet import BasicBlock, resnet_from_blocks
 
 
 @register("resnet20", depth=20)
@@ -20,4 +20,4 @@ def cifar_resnet(num_classes, in_channels, normalize, *, depth, width: int = 16,
     """He et al.'s CIFAR ResNet of `depth` layers; `width` is the first stage's channels (16)."""
     check_int(width, "width")
     n = (depth - 2) // 6
-    return _resnet(BasicBlock, [n, n, n], num_classes, in_channels, normalize, width, shortcut)
+    return resnet_from_blocks(BasicBlock, [n, n, n], num_classes, in_channels, normalize, width, shortcut)
