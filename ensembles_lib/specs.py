@@ -105,17 +105,9 @@ class ArchitectureSpec(Spec):
     def _fill_options(cls, value: Any) -> Any:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             return value
-        if value["name"] not in registry.names():
-            raise ValueError(f"name must be one of {', '.join(registry.names())}, got {value['name']!r}")
-        known = registry.options(value["name"])
         given = value.get("options") or {}
-        if not isinstance(given, dict):
-            return value
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ValueError(f"options {', '.join(map(repr, unknown))} unknown to {value['name']}; "
-                             f"it accepts {', '.join(sorted(known))}")
-        return {**value, "options": {**known, **given}}
+        filled = registry.with_defaults(value["name"], given if isinstance(given, dict) else {})
+        return {**value, "options": filled} if isinstance(given, dict) else value
 
     def leaves(self) -> list["ArchitectureSpec"]:
         return [self]

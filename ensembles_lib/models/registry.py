@@ -57,7 +57,7 @@ def names() -> list[str]:
 
 def _lookup(name: str) -> tuple[Callable[..., nn.Module], dict[str, Any]]:
     if name not in _BUILDERS:
-        raise ValueError(f"name must be one of {names()}, got {name!r}")
+        raise ValueError(f"name must be one of {', '.join(names())}, got {name!r}")
     return _BUILDERS[name]
 
 
@@ -69,6 +69,18 @@ def options(name: str) -> dict[str, Any]:
     return {**own, **COMMON_OPTIONS}
 
 
+def with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """`given` options of architecture `name` with every other option at its default; ValueError
+    naming the unknown ones and listing the valid ones. The one check of option names: `build`
+    and the model specs (`specs.ArchitectureSpec`) both use it."""
+    valid = options(name)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"options {', '.join(map(repr, unknown))} unknown to {name}; "
+                         f"it accepts {', '.join(sorted(valid))}")
+    return {**valid, **given}
+
+
 def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -> nn.Module:
     """A freshly initialised `name` model for `in_channels`-channel images and `num_classes`.
 
@@ -77,11 +89,8 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -
     builder, fixed = _lookup(name)
     check_int(num_classes, "num_classes")
     check_int(in_channels, "in_channels")
-    valid = options(name)
-    for key in opts:
-        if key not in valid:
-            raise ValueError(f"unknown option {key!r} for model {name!r}; valid options: {sorted(valid)}")
-    common = {key: opts.pop(key, default) for key, default in COMMON_OPTIONS.items()}
+    opts = with_defaults(name, opts)
+    common = {key: opts.pop(key) for key in COMMON_OPTIONS}
     quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std")}
     check_quantize_options(**quant)
     normalize = Normalize(common["mean"], common["std"], channels=in_channels)
