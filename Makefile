@@ -46,10 +46,11 @@ test-slow: $(STAMP)
 data: $(STAMP)
 	$(BIN)/ensembles data
 
-# The project's main command: install, prepare data, run every chapter (papermill), build the
-# HTML book offline into _build/html/. PROFILE=cpu|gpu|paper|smoke overrides the auto choice.
+# The project's main command: install (once: the stamp, as for `make test`), prepare data, run
+# every chapter into book/ (papermill; progress on the terminal), build the HTML book offline into
+# _build/html/. PROFILE=cpu|gpu|paper|smoke overrides the auto choice.
 PROFILE ?= auto
-book: install data
+book: data
 	$(BIN)/ensembles book --profile $(PROFILE)
 
 bench: $(STAMP)

@@ -2,9 +2,13 @@
 
 `ensembles data [NAME ...]` decodes and caches datasets (`make data`); `ensembles cache list`
 shows the trained-model artifacts and `ensembles cache clear [KEY ...]` deletes them.
-`ensembles run CHAPTER [--profile P] [-p NAME VALUE ...]` executes one chapter into book/,
-`ensembles book [--profile P] [--chapters ...]` executes chapters then builds the HTML book,
-`ensembles list` shows every chapter's parameters, defaults per profile and meaning,
+`ensembles run CHAPTER [--profile P] [-p NAME VALUE ...] [--to-book | --no-book]` executes one
+chapter: the profile's own run with default parameters replaces its book page, any other run goes
+to its own run folder under the data root (`runner.plan` decides; the flags override),
+`ensembles runs [CHAPTER]` lists those run folders (chapter, profile, parameters, when, wall
+time, path), `ensembles book [--profile P] [--chapters ...]` executes chapters into the book then
+builds the HTML book, `ensembles list` shows every chapter's parameters (which retrain models),
+defaults per profile, meaning, and each profile's expected run time,
 `ensembles params CHAPTER [--write]` prints (or writes into the notebook) the chapter's papermill
 `parameters` cell, generated from its declaration.
 
@@ -73,16 +77,22 @@ def cache_command(action: str, keys: list[str]) -> int:
     return 0
 
 
-def run_chapter(chapter: str, profile: str, overrides: dict) -> int:
-    """Execute one chapter (parameters already checked); print where it went or why it failed.
+def run_chapter(chapter: str, profile: str, overrides: dict, to_book: bool | None = None) -> int:
+    """Execute one chapter (parameters already checked); say where it goes and why, show its
+    progress on stderr, then print where it went or why it failed.
 
     Ctrl-C propagates as runner.ChapterInterrupted, which `main` reports."""
-    from .runner import ChapterFailed, run
+    from .runner import ChapterFailed, expected_minutes, plan, run
 
-    print(f"ensembles run {chapter}: profile {profiles.resolve_profile(profile)}"
-          + "".join(f", {k}={v!r}" for k, v in overrides.items()), flush=True)
+    where = plan(chapter, profile, overrides, to_book=to_book)
+    minutes = expected_minutes(chapter, where.config.profile)
+    print(f"ensembles run {chapter}: profile {where.config.profile}"
+          + "".join(f", {k}={v!r}" for k, v in overrides.items())
+          + ("" if minutes is None else f"; expected about {minutes:g} min")
+          + f"\n  -> {where.folder}/ ({where.reason}"
+          + ("" if where.to_book else "; the book is left alone, --to-book replaces its page") + ")", flush=True)
     try:
-        result = run(chapter, profile, overrides, progress=sys.stderr.isatty())
+        result = run(chapter, profile, overrides, to_book=where.to_book, progress=sys.stderr)
     except ChapterFailed as err:
         print(str(err), file=sys.stderr)
         return 1
@@ -93,7 +103,7 @@ def run_chapter(chapter: str, profile: str, overrides: dict) -> int:
     return 0
 
 
-def run_command(chapter: str, profile: str, pairs: list[list[str]]) -> int:
+def run_command(chapter: str, profile: str, pairs: list[list[str]], to_book: bool | None = None) -> int:
     """`ensembles run`: the chapter, the profile, every parameter and the data root are checked
     before anything heavy is imported or papermill starts."""
     try:
@@ -103,7 +113,7 @@ def run_command(chapter: str, profile: str, pairs: list[list[str]]) -> int:
         print(f"ensembles run: {err}", file=sys.stderr)
         return 2
     data_root()  # an unusable data root is a DataRootError, reported by main
-    return run_chapter(chapter, profile, overrides)
+    return run_chapter(chapter, profile, overrides, to_book)
 
 
 def book_command(profile: str, chosen: list[str] | None) -> int:
@@ -119,7 +129,8 @@ def book_command(profile: str, chosen: list[str] | None) -> int:
         print(f"ensembles book: {err}", file=sys.stderr)
         return 2
     data_root()
-    failed = [c for c in (chosen or chapters.names()) if run_chapter(c, profile, {}) != 0]
+    # the book is being rebuilt under this profile: its runs replace the pages whatever they were
+    failed = [c for c in (chosen or chapters.names()) if run_chapter(c, profile, {}, to_book=True) != 0]
     from .book import build_html
 
     try:
@@ -153,16 +164,64 @@ def params_command(chapter: str, write: bool) -> int:
 
 
 def _shown(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    """A default as `ensembles list` shows it; a grid of more than four numbers is shortened."""
+    if not isinstance(value, tuple):
+        return str(value)
+    numbers = [f"{v:g}" for v in value]
+    return ",".join(numbers) if len(numbers) <= 4 else f"{numbers[0]},{numbers[1]},…,{numbers[-1]} ({len(numbers)})"
+
+
+def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """`rows` as lines whose columns start at the same place (two spaces between columns; the
+    last column is not padded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [(indent + "  ".join([cell.ljust(w) for cell, w in zip(row, widths)] + [row[-1]])).rstrip()
+            for row in rows]
 
 
 def list_command() -> int:
-    """`ensembles list`: each chapter, then one block per parameter with its defaults by profile."""
+    """`ensembles list`: per chapter, one table: a row of expected run times per profile, then one
+    row per parameter (whether changing it retrains models, its default in each profile, what it
+    means and accepts)."""
+    from .runner import expected_minutes
+
     for name in chapters.names():
         print(f"{name}  (ensembles run {name} --profile {'|'.join(profiles.PROFILE_CHOICES)} -p NAME VALUE)")
-        for p in chapters.parameters(name):
-            print(f"  {p.name:<14} {p.meaning}; {p.allowed()}")
-            print("  " + " " * 14 + " " + "  ".join(f"{prof}={_shown(p.defaults[prof])}" for prof in profiles.PROFILES))
+        times = [expected_minutes(name, prof) for prof in profiles.PROFILES]
+        rows = [["parameter", "retrains", *profiles.PROFILES, "meaning; accepts"],
+                ["(run time)", "", *("not measured" if m is None else f"~{m:g} min" for m in times), ""]]
+        rows += [[p.name, "yes" if p.retrains else "no", *(_shown(p.defaults[prof]) for prof in profiles.PROFILES),
+                  f"{p.meaning}; {p.allowed()}"] for p in chapters.parameters(name)]
+        print("\n".join(table(rows)))
+        print()
+    print("retrains yes: changing it trains the models anew; otherwise the cached models are reused.")
+    return 0
+
+
+def runs_command(chapter: str | None) -> int:
+    """`ensembles runs`: the run folders of reruns with changed parameters, oldest first."""
+    from .runner import list_runs, runs_dir
+
+    if chapter is not None:
+        try:
+            chapters.chapter(chapter)
+        except ValueError as err:
+            print(f"ensembles runs: {err}", file=sys.stderr)
+            return 2
+    runs = list_runs(chapter=chapter)
+    complete = [r for r in runs if r["complete"]]
+    if not complete:
+        print(f"no run folders under {runs_dir()}" + (f" for {chapter}" if chapter else ""))
+    else:
+        rows = [["chapter", "profile", "parameters", "when (UTC)", "wall", "path"]]
+        rows += [[r["chapter"], r["profile"],
+                  " ".join(f"{k}={_shown(tuple(v) if isinstance(v, list) else v)}" for k, v in r["parameters"].items())
+                  or "(defaults)", str(r["started"]).replace("T", " ")[:16], f"{float(r['wall_time_s']):.0f} s",
+                  str(r["path"])] for r in complete]
+        print("\n".join(table(rows, indent="")))
+    unfinished = [r for r in runs if not r["complete"]]
+    if unfinished and chapter is None:
+        print(f"{len(unfinished)} folder(s) with no completed run: " + ", ".join(str(r["path"]) for r in unfinished))
     return 0
 
 
@@ -175,15 +234,24 @@ def _parser() -> argparse.ArgumentParser:
     cache_parser.add_argument("action", choices=("list", "clear"))
     cache_parser.add_argument("keys", nargs="*", help="clear: artifact keys or unique prefixes (default: all)")
     profile_help = "smoke, cpu, gpu, paper, or auto (gpu with CUDA, else cpu; the default)"
-    run_parser = commands.add_parser("run", help="execute notebooks/CHAPTER.ipynb into book/CHAPTER.ipynb")
+    run_parser = commands.add_parser("run", help="execute notebooks/CHAPTER.ipynb: the profile's own run into "
+                                                 "book/, a run with changed parameters into its own run folder")
     run_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
     run_parser.add_argument("--profile", default="auto", help=profile_help)
     run_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                             help="override one parameter (repeatable); lists as comma-separated numbers")
+    destination = run_parser.add_mutually_exclusive_group()
+    destination.add_argument("--to-book", dest="to_book", action="store_const", const=True, default=None,
+                             help="replace the book page even though parameters changed")
+    destination.add_argument("--no-book", dest="to_book", action="store_const", const=False,
+                             help="write a run folder even for the profile's own run")
+    runs_parser = commands.add_parser("runs", help="list the run folders of chapters rerun with changed parameters")
+    runs_parser.add_argument("chapter", nargs="?", help="only this chapter's runs")
     book_parser = commands.add_parser("book", help="execute chapters, then build the HTML book in _build/html")
     book_parser.add_argument("--profile", default="auto", help=profile_help)
     book_parser.add_argument("--chapters", nargs="+", metavar="CHAPTER", help="the chapters to run (default: all)")
-    commands.add_parser("list", help="show the chapters, their parameters, defaults per profile and meaning")
+    commands.add_parser("list", help="show the chapters, their parameters (which retrain models), defaults per "
+                                     "profile, meaning and expected run times")
     params_parser = commands.add_parser("params", help="print a chapter's papermill parameters cell, made from "
                                                        "its declaration (--write: put it into the notebook)")
     params_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
@@ -195,7 +263,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "data":
         return prepare_data(args.names)
     if args.command == "run":
-        return run_command(args.chapter, args.profile, args.parameter)
+        return run_command(args.chapter, args.profile, args.parameter, args.to_book)
+    if args.command == "runs":
+        return runs_command(args.chapter)
     if args.command == "book":
         return book_command(args.profile, args.chapters)
     if args.command == "list":

@@ -1,7 +1,12 @@
-"""The figures the chapters share: transfer heatmaps (TREND, DVERGE), accuracy-vs-eps curves
-(every robustness chapter), accuracy-vs-attack-steps and per-epoch training curves (SiN),
-decision regions (DVERGE). Each function draws on `ax` (a new figure if None) and returns the
-Axes. Drawing only: what a figure shows is computed beforehand (by `evaluation`, `cache.history`).
+"""The figures and tables the chapters share: transfer heatmaps (TREND, DVERGE), accuracy-vs-eps
+curves (every robustness chapter), accuracy-vs-attack-steps and per-epoch training curves (SiN),
+decision regions (DVERGE), and `format_table`, the one way a chapter shows a table of numbers.
+Each plotting function draws on `ax` (a new figure if None) and returns the Axes. Drawing only:
+what a figure shows is computed beforehand (by `evaluation`, `cache.history`).
+
+The book shows a figure at most about 800 px wide, so new figures are at most about 9 inches
+wide at matplotlib's 100 dpi, with text of at least 9 points, and use the constrained layout so
+that titles, a suptitle and colour bars never overlap.
 """
 
 from __future__ import annotations
@@ -12,8 +17,38 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+# Tick labels as plain short numbers (0.05, 10, 500), never 5e-02 or 10^1.
+_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+
+
+def format_table(df: pd.DataFrame, decimals: int = 3, missing: str = "—"):
+    """A table of numbers as the book shows it (every chapter's display cells): floats with the same
+    number of decimals (0.730, never 0.73 next to 0.730), `missing` where a cell has no value (a
+    paper that did not report it) instead of NaN, integers and text unchanged. Returns a pandas
+    Styler, which renders as HTML in the notebook and the book; the frame itself is not changed.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a DataFrame, got {type(df).__name__}")
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+        raise ValueError(f"decimals must be an int in [0, 10], got {decimals!r}")
+    if not isinstance(missing, str):
+        raise ValueError(f"missing must be a string (shown where a cell has no value), got {missing!r}")
+
+    def cell(value):
+        if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)) or value is pd.NA:
+            return missing
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value))
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.{decimals}f}"
+        return str(value)
+
+    # The theme styles tables of class "dataframe", as it does for plain DataFrames.
+    return df.style.format(cell).set_table_attributes('class="dataframe"')
 
 
 def _axes(ax, size: tuple[float, float]):
@@ -22,18 +57,20 @@ def _axes(ax, size: tuple[float, float]):
     return ax
 
 
-def transfer_heatmap(df: pd.DataFrame, ax=None, title: str | None = None, cmap: str = "Blues"):
+def transfer_heatmap(df: pd.DataFrame, ax=None, title: str | None = None, cmap: str = "Blues", cbar: bool = True):
     """A transfer matrix (`evaluation.transfer_matrix`) as an annotated heatmap, colours fixed to 0..1.
 
     Rows are source models, columns target models. The default title states the number of images
-    the matrix was computed on (df.attrs["n_images"]) when it is known.
+    the matrix was computed on (df.attrs["n_images"]) when it is known. cbar: draw this panel's
+    colour bar (`transfer_heatmaps` draws one for a row of panels instead).
     """
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise ValueError("df must be a non-empty DataFrame (source x target), e.g. from transfer_matrix")
     size = max(3.0, 0.9 * len(df.columns) + 1.5), max(2.5, 0.7 * len(df.index) + 1.0)
     ax = _axes(ax, size)
     sns.heatmap(df.astype(float), ax=ax, annot=True, fmt=".2f", vmin=0.0, vmax=1.0, cmap=cmap, square=True,
-                cbar_kws={"label": "fraction fooled"})
+                cbar=cbar, cbar_kws={"label": "fraction fooled"} if cbar else None,
+                annot_kws={"fontsize": 10})
     ax.set_xlabel("target")
     ax.set_ylabel("source")
     if title is None and "n_images" in df.attrs:
@@ -41,6 +78,32 @@ def transfer_heatmap(df: pd.DataFrame, ax=None, title: str | None = None, cmap: 
     if title:
         ax.set_title(title)
     return ax
+
+
+def transfer_heatmaps(matrices: Mapping[str, pd.DataFrame], title: str | None = None, cmap: str = "Blues"):
+    """Several transfer matrices side by side with one shared colour bar (DVERGE Fig. 3: one panel
+    per training method). matrices: panel title -> transfer matrix (`evaluation.transfer_matrix`);
+    colours are fixed to 0..1 in every panel, so the one bar reads for all. Returns the list of Axes.
+    """
+    if not isinstance(matrices, Mapping) or not matrices:
+        raise ValueError("matrices must be a non-empty dict panel title -> transfer matrix (DataFrame)")
+    for name, df in matrices.items():
+        if not isinstance(df, pd.DataFrame) or df.empty:
+            raise ValueError(f"matrices[{name!r}] must be a non-empty DataFrame (source x target)")
+    k = len(matrices)
+    side = max(1.9, 0.55 * max(len(df.columns) for df in matrices.values()) + 0.6)
+    fig, axes = plt.subplots(1, k, figsize=(min(9.0, side * k + 1.2), side + 0.9), squeeze=False,
+                             layout="constrained")
+    axes = list(axes[0])
+    for ax, (name, df) in zip(axes, matrices.items()):
+        transfer_heatmap(df, ax=ax, title=str(name), cmap=cmap, cbar=False)
+        if ax is not axes[0]:
+            ax.set_ylabel("")
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap), ax=axes, shrink=0.8)
+    bar.set_label("fraction fooled")
+    if title:
+        fig.suptitle(title)
+    return axes
 
 
 def _accuracy_lines(results: Mapping[str, tuple[Sequence[float], Sequence[float]]], ax, xlabel: str, ylabel: str,
@@ -56,12 +119,15 @@ def _accuracy_lines(results: Mapping[str, tuple[Sequence[float], Sequence[float]
             raise ValueError(f"results[{name!r}] must be ({what}_list, acc_list) of the same non-zero length")
     ax = _axes(ax, (5.0, 3.5))
     for name, pair in results.items():
-        ax.plot(list(pair[0]), list(pair[1]), marker="o", label=str(name))
+        # clip_on=False: a marker at accuracy 0 or 1, or at the last x, is drawn whole
+        ax.plot(list(pair[0]), list(pair[1]), marker="o", label=str(name), clip_on=False)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.xaxis.set_major_formatter(_PLAIN)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0.0, 1.02)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
     return ax
@@ -83,19 +149,31 @@ def accuracy_vs_steps(results: Mapping[str, tuple[Sequence[int], Sequence[float]
     """One line per model: accuracy (in [0, 1]) against the number of attack iterations (SiN Fig. 2c,
     the step-count curves of SiN Fig. 3; any chapter that checks whether an attack has converged).
 
-    results: name -> (steps_list, acc_list) of equal length, steps >= 0. log_x: a symmetric-log
-    x axis (so 0 steps, the clean accuracy, still shows); None picks it when the steps span more
-    than a factor of 20.
+    results: name -> (steps_list, acc_list) of equal length, steps >= 0. log_x: a logarithmic x
+    axis; None picks it when the steps span more than a factor of 20. On a log axis that includes
+    0 steps (the clean accuracy), 0..1 is linear (symlog) and the axis starts at 0; otherwise it is
+    a plain log axis from the first step. The x limits leave room for the first and last markers.
     """
-    ax = _accuracy_lines(results, ax, xlabel, ylabel, title, "steps")
-    steps = [s for pair in results.values() for s in pair[0]]
-    if min(steps) < 0:
+    steps = [s for pair in results.values() for s in pair[0]] if isinstance(results, Mapping) else []
+    if steps and min(steps) < 0:
         raise ValueError(f"results: steps must be >= 0, got {min(steps)}")
+    ax = _accuracy_lines(results, ax, xlabel, ylabel, title, "steps")
     positive = [s for s in steps if s > 0]
     if log_x is None:
         log_x = bool(positive) and max(positive) / min(positive) > 20
-    if log_x:
-        ax.set_xscale("symlog", linthresh=1)
+    low, high = min(steps), max(steps)
+    if log_x and positive:
+        if low == 0:
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(0, high * 1.3)
+        else:
+            ax.set_xscale("log")
+            ax.set_xlim(low / 1.3, high * 1.3)
+        ax.xaxis.set_major_formatter(_PLAIN)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        pad = max(0.5, 0.04 * (high - low))
+        ax.set_xlim(low - pad, high + pad)
     return ax
 
 
@@ -121,7 +199,9 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics: Sequenc
                 known = sorted(set().union(*(r.keys() for r in history)))
                 raise ValueError(f"histories[{name!r}] has no metric {metric!r} in every epoch; it records {known}")
     if axes is None:
-        _, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.3), squeeze=False)
+        # constrained layout makes room for the suptitle above the panel titles
+        _, axes = plt.subplots(1, len(metrics), figsize=(min(9.0, 4.3 * len(metrics)), 3.6), squeeze=False,
+                               layout="constrained")
         axes = list(axes[0])
     axes = list(axes)
     if len(axes) != len(metrics):
@@ -132,7 +212,8 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics: Sequenc
             epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
             ax.plot(epochs, [r[metric] for r in history], marker="o", label=str(name))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.set_ylabel("accuracy" if metric.endswith("_acc") else metric)
         if metric.endswith("_acc"):
             ax.set_ylim(0.0, 1.02)
         ax.grid(True, alpha=0.3)
@@ -192,7 +273,8 @@ def decision_regions(grid, *, classes: Sequence[str] | None = None, axes=None, t
     palette = sns.color_palette("tab10" if num_classes <= 10 else "tab20", num_classes)
     cmap, norm = ListedColormap(palette), BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
     if axes is None:
-        _, axes = plt.subplots(1, len(regions), figsize=(2.6 * len(regions) + 1.2, 2.9), squeeze=False)
+        _, axes = plt.subplots(1, len(regions), figsize=(min(9.0, 2.2 * len(regions) + 1.6), 2.8), squeeze=False,
+                               layout="constrained")
     axes = list(np.ravel(axes)) if not isinstance(axes, plt.Axes) else [axes]
     if len(axes) != len(regions):
         raise ValueError(f"axes must hold one Axes a model ({len(regions)}), got {len(axes)}")
@@ -200,16 +282,18 @@ def decision_regions(grid, *, classes: Sequence[str] | None = None, axes=None, t
         ax.imshow(region, origin="lower", extent=(-eps, eps, -eps, eps), cmap=cmap, norm=norm,
                   interpolation="nearest", aspect="equal")
         ax.plot(0, 0, marker="*", color="black", markersize=8)
-        ax.set_title(str(name), fontsize=9)
+        ax.set_title(str(name), fontsize=10)
         ax.set_xticks([-eps, 0, eps])
         ax.set_yticks([-eps, 0, eps])
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("random direction", fontsize=8)
-    axes[0].set_ylabel("surrogate's adversarial direction")
+        ax.xaxis.set_major_formatter(_PLAIN)
+        ax.yaxis.set_major_formatter(_PLAIN)
+        ax.tick_params(labelsize=9)
+        ax.set_xlabel("random direction", fontsize=9)
+    axes[0].set_ylabel("adversarial direction", fontsize=9)
     shown = sorted(set(np.concatenate([np.ravel(r) for r in regions.values()]).tolist()))
     names = list(classes) if classes is not None else [str(c) for c in range(num_classes)]
     axes[-1].legend(handles=[Patch(color=palette[c], label=str(names[c]) + (" (true)" if c == label else ""))
-                             for c in shown], bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
+                             for c in shown], bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=9, frameon=False)
     if title:
         axes[0].figure.suptitle(title)
     return axes

@@ -66,6 +66,23 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
+def check_minutes(minutes: Mapping[str, Any] | None, chapter: str = "chapter") -> Mapping[str, float | None]:
+    """A chapter's expected run time per profile (`MINUTES` beside its PARAMETERS), read-only:
+    profile -> minutes (a positive number) or None (not measured); profiles left out are None.
+    ValueError naming the chapter and the bad entry."""
+    given = {} if minutes is None else minutes
+    if not isinstance(given, Mapping):
+        raise ValueError(f"{chapter}: minutes must be a dict profile -> minutes or None, got {minutes!r}")
+    checked = dict.fromkeys(PROFILES)
+    for profile, value in given.items():
+        _one_of(profile, f"{chapter}: minutes' profile", PROFILES)
+        number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        if value is not None and not number:
+            raise ValueError(f"{chapter}: minutes[{profile!r}] must be a positive number or None, got {value!r}")
+        checked[profile] = None if value is None else float(value)
+    return MappingProxyType(checked)
+
+
 @dataclass(frozen=True)
 class Param:
     """One chapter parameter: its name, kind, default per profile, what it accepts and means.
@@ -74,6 +91,8 @@ class Param:
     default: one value for every profile, or a dict profile -> value covering all of PROFILES.
     minimum / maximum bound numbers (every element for "floats"); choices lists allowed strings.
     meaning: one line, shown by `ensembles list` and as the comment in the notebook's cell.
+    retrains: True when a changed value changes a trained model (it enters a training spec), so a
+    rerun with it trains anew instead of reusing the cache; `ensembles list` says so.
     """
 
     name: str
@@ -83,6 +102,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple | None = None
+    retrains: bool = False
     defaults: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -92,6 +112,8 @@ class Param:
         # papermill reads the parameters cell a line at a time and gives up on a line with a second "="
         if not isinstance(self.meaning, str) or not self.meaning.strip() or "\n" in self.meaning or "=" in self.meaning:
             raise ValueError(f"{self.name}: meaning must be one non-empty line without '=', got {self.meaning!r}")
+        if not isinstance(self.retrains, bool):
+            raise ValueError(f"{self.name}: retrains must be True or False, got {self.retrains!r}")
         if self.choices is not None and self.kind != "str":
             raise ValueError(f"{self.name}: choices apply to kind 'str' only, got kind {self.kind!r}")
         if (self.minimum is not None or self.maximum is not None) and self.kind not in ("int", "float", "floats"):
@@ -222,10 +244,12 @@ class Chapter:
     Every way a chapter is told its parameters goes through here: `parse` (command-line strings),
     `resolve` (keyword overrides), `resolve_namespace` (a notebook's globals after papermill
     injected its values); `parameters_cell` is the notebook's papermill cell, one line a parameter.
+    `minutes` is the expected wall time of one run per profile (see `check_minutes`).
     """
 
     name: str
     params: tuple[Param, ...]
+    minutes: Mapping[str, float | None] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -235,6 +259,12 @@ class Chapter:
         if any(not isinstance(p, Param) for p in params) or len(set(names)) != len(names) or "profile" in names:
             raise ValueError(f"{self.name}: params must be Param objects with distinct names other than 'profile'")
         object.__setattr__(self, "params", params)
+        object.__setattr__(self, "minutes", check_minutes(self.minutes, self.name))
+
+    def expected_minutes(self, profile: str) -> float | None:
+        """The declared wall time of one run under the concrete `profile`, in minutes, or None
+        when that profile's run time was never measured."""
+        return self.minutes.get(_one_of(profile, "profile", PROFILES))
 
     @property
     def names(self) -> tuple[str, ...]:

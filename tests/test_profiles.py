@@ -148,6 +148,39 @@ def test_a_declaration_is_checked_when_made():
         Chapter("clash", [Param("profile", "str", "x", "shadows the profile")])
     with pytest.raises(ValueError, match="chapter must be an identifier-like name"):
         Chapter("two words", [])
+    with pytest.raises(ValueError, match="n: retrains must be True or False, got 'yes'"):
+        Param("n", "int", 1, "count", retrains="yes")
+
+
+def test_expected_minutes_are_checked_and_unmeasured_profiles_are_none():
+    chapter = Chapter("timed", [], minutes={"smoke": 1, "cpu": 2.5})
+    assert dict(chapter.minutes) == {"smoke": 1.0, "cpu": 2.5, "gpu": None, "paper": None}
+    assert chapter.expected_minutes("cpu") == 2.5 and chapter.expected_minutes("paper") is None
+    assert Chapter("untimed", []).expected_minutes("smoke") is None
+    with pytest.raises(ValueError, match="profile must be one of 'smoke', 'cpu', 'gpu', 'paper', got 'auto'"):
+        chapter.expected_minutes("auto")  # a concrete profile: auto's time depends on the machine
+    with pytest.raises(ValueError, match=r"timed: minutes\['cpu'\] must be a positive number or None, got 0"):
+        Chapter("timed", [], minutes={"cpu": 0})
+    with pytest.raises(ValueError, match="timed: minutes' profile must be one of .*got 'laptop'"):
+        Chapter("timed", [], minutes={"laptop": 3})
+    with pytest.raises(ValueError, match="timed: minutes must be a dict"):
+        Chapter("timed", [], minutes=5)
+
+
+@pytest.mark.parametrize("chapter", chapters.names())
+def test_every_chapter_declares_its_measured_cpu_time_and_what_retrains(chapter):
+    module = getattr(chapters, chapter)
+    minutes = profiles.check_minutes(module.MINUTES, chapter)
+    assert minutes["smoke"] is not None and minutes["cpu"] is not None  # both measured on two cores
+    declared = {p.name: p.retrains for p in chapters.parameters(chapter)}
+    # what enters a trained model's spec retrains; what only evaluates the trained models does not
+    assert declared["dataset"] and declared["epochs"] and declared["seed"] and declared["lr"]
+    assert not declared["n_eval"]
+
+
+def test_which_tour_parameters_retrain():
+    retrain = {p.name for p in chapters.parameters("tour") if p.retrains}
+    assert retrain == {"dataset", "architecture", "width", "epochs", "batch_size", "lr", "augment", "seed"}
 
 
 def test_single_default_fills_every_profile():

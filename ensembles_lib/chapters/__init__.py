@@ -23,7 +23,7 @@ from . import dverge, strength_in_numbers, tour
 
 
 def _chapter(module: ModuleType) -> Chapter:
-    return Chapter(module.__name__.rpartition(".")[2], module.PARAMETERS)
+    return Chapter(module.__name__.rpartition(".")[2], module.PARAMETERS, minutes=module.MINUTES)
 
 
 CHAPTERS: dict[str, Chapter] = {c.name: c for c in map(_chapter, (dverge, strength_in_numbers, tour))}

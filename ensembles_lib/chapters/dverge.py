@@ -9,6 +9,7 @@ distillation, eps / 5 for every evaluation attack. Only the iteration counts shr
 profile, so that `cpu` fits 20 minutes on two cores; the notebook prints what each run used.
 """
 
+from ..claims import All, Claim, Paired, Point, Ratio
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
 
@@ -16,55 +17,62 @@ EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel u
 
 SIZES = ("2", "3", "2,3", "3,5", "3,5,8")
 
+# measured (`ensembles run dverge`, datasets decoded): cpu 165 s on two cores
+MINUTES = {"smoke": 1, "cpu": 3, "gpu": None, "paper": None}
+
 PARAMETERS = (
     Param("dataset", "str", {"smoke": "digits", "cpu": "fashion_mnist", "gpu": "cifar10", "paper": "cifar10"},
-          "dataset every model is trained and attacked on", choices=NAMES),
+          "dataset every model is trained and attacked on", choices=NAMES, retrains=True),
     Param("architecture", "str", {"smoke": "small_cnn", "cpu": "small_cnn", "gpu": "resnet20", "paper": "resnet20"},
           "architecture of every member and surrogate member (resnets allow the SGM black-box attack)",
-          choices=("small_cnn", "lenet5", "resnet20", "resnet32")),
+          choices=("small_cnn", "lenet5", "resnet20", "resnet32"), retrains=True),
     Param("width", "int", {"smoke": 8, "cpu": 8, "gpu": 16, "paper": 16},
-          "first-stage channels of small_cnn / resnet20 / resnet32 (ignored by lenet5)", minimum=4, maximum=256),
+          "first-stage channels of small_cnn / resnet20 / resnet32 (ignored by lenet5)", minimum=4, maximum=256,
+          retrains=True),
     Param("sizes", "str", {"smoke": "2", "cpu": "3", "gpu": "3,5,8", "paper": "3,5,8"},
           "ensemble sizes (members) trained for every method; the first is the one of Fig. 1-3 and 5",
-          choices=SIZES),
+          choices=SIZES, retrains=True),
     Param("train_size", "int", {"smoke": 640, "cpu": 3000, "gpu": 0, "paper": 0},
           "training images: a fixed random subset of that size of the training set, or 0 for all of it",
-          minimum=0, maximum=60000),
+          minimum=0, maximum=60000, retrains=True),
     Param("epochs", "int", {"smoke": 3, "cpu": 5, "gpu": 30, "paper": 200},
           "epochs of Baseline, surrogate, ADP and GAL training (DVERGE's pre-training is the Baseline)",
-          minimum=1, maximum=1000),
+          minimum=1, maximum=1000, retrains=True),
     Param("dverge_epochs", "int", {"smoke": 1, "cpu": 3, "gpu": 20, "paper": 200},
           "epochs of DVERGE, AdvT and DVERGE+AdvT training, all starting from the Baseline members",
-          minimum=1, maximum=1000),
+          minimum=1, maximum=1000, retrains=True),
     Param("batch_size", "int", {"smoke": 64, "cpu": 128, "gpu": 128, "paper": 128}, "training batch size",
-          minimum=2, maximum=4096),
+          minimum=2, maximum=4096, retrains=True),
     Param("lr", "float", {"smoke": 0.1, "cpu": 0.05, "gpu": 0.1, "paper": 0.1},
           "initial SGD learning rate of Baseline, surrogate, ADP and GAL training (cosine schedule)",
-          minimum=1e-6, maximum=10.0),
+          minimum=1e-6, maximum=10.0, retrains=True),
     Param("dverge_lr", "float", {"smoke": 0.01, "cpu": 0.01, "gpu": 0.01, "paper": 0.1},
-          "initial SGD learning rate of DVERGE, AdvT and DVERGE+AdvT (cosine schedule)", minimum=1e-6, maximum=10.0),
+          "initial SGD learning rate of DVERGE, AdvT and DVERGE+AdvT (cosine schedule)", minimum=1e-6, maximum=10.0,
+          retrains=True),
     Param("augment", "bool", {"smoke": False, "cpu": False, "gpu": True, "paper": True},
-          "random crop and flip while training"),
+          "random crop and flip while training", retrains=True),
     Param("distill_eps", "float", {"smoke": 0.2, "cpu": 0.2, "gpu": 0.07, "paper": 0.07},
-          "DVERGE's feature-distillation budget (Eq. 1) for 3 or fewer members (pixel units)", minimum=0.0, maximum=1.0),
+          "DVERGE's feature-distillation budget (Eq. 1) for 3 or fewer members (pixel units)", minimum=0.0, maximum=1.0,
+          retrains=True),
     Param("distill_eps_large", "float", {"smoke": 0.2, "cpu": 0.2, "gpu": 0.05, "paper": 0.05},
           "the distillation budget for ensembles of more than 3 members (the paper: 0.05 for 5 and 8)",
-          minimum=0.0, maximum=1.0),
+          minimum=0.0, maximum=1.0, retrains=True),
     Param("distill_steps", "int", {"smoke": 5, "cpu": 10, "gpu": 10, "paper": 10},
-          "feature-distillation steps (of distill_eps / steps each)", minimum=1, maximum=100),
+          "feature-distillation steps (of distill_eps / steps each)", minimum=1, maximum=100, retrains=True),
     Param("advt_steps", "int", {"smoke": 3, "cpu": 5, "gpu": 10, "paper": 10},
-          "PGD steps (of eps / 4 each) of AdvT and DVERGE+AdvT training (the authors: 10)", minimum=1, maximum=100),
+          "PGD steps (of eps / 4 each) of AdvT and DVERGE+AdvT training (the authors: 10)", minimum=1, maximum=100,
+          retrains=True),
     Param("eps", "float", {"smoke": 0.1, "cpu": 0.1, "gpu": EPS_8, "paper": EPS_8},
           "budget of the transferability matrices (Fig. 2, 3), the decision regions (Fig. 1) and adversarial "
-          "training (AdvT)", minimum=0.0, maximum=1.0),
+          "training (AdvT)", minimum=0.0, maximum=1.0, retrains=True),
     Param("eps_grid", "floats", {"smoke": (0.0, 0.1, 0.2), "cpu": (0.0, 0.05, 0.1, 0.2),
                                  "gpu": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07),
                                  "paper": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07)},
           "budgets of the black-box and white-box accuracy curves (Fig. 4, 5)", minimum=0.0, maximum=1.0),
     Param("transfer_steps", "int", {"smoke": 3, "cpu": 20, "gpu": 50, "paper": 50},
-          "PGD iterations of the transferability measurements (step eps / 5)", minimum=1, maximum=1000),
+          "PGD iterations of the transferability measurements (step eps / 5)", minimum=1, maximum=1000, retrains=True),
     Param("transfer_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 5, "paper": 5},
-          "PGD random starts of the transferability measurements", minimum=1, maximum=20),
+          "PGD random starts of the transferability measurements", minimum=1, maximum=20, retrains=True),
     Param("whitebox_steps", "int", {"smoke": 3, "cpu": 20, "gpu": 50, "paper": 50},
           "PGD iterations of the white-box evaluation (step eps / 5)", minimum=1, maximum=1000),
     Param("whitebox_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 5, "paper": 5},
@@ -75,18 +83,77 @@ PARAMETERS = (
           "random starts of the momentum-PGD black-box attack (each start is one adversarial version)",
           minimum=1, maximum=20),
     Param("surrogates", "int", {"smoke": 1, "cpu": 1, "gpu": 3, "paper": 3},
-          "hold-out Baseline surrogate ensembles, of 3, 5 and 8 members (the first n of these)", minimum=1, maximum=3),
+          "hold-out Baseline surrogate ensembles, of 3, 5 and 8 members (the first n of these)", minimum=1, maximum=3,
+          retrains=True),
     Param("n_eval", "int", {"smoke": 60, "cpu": 200, "gpu": 1000, "paper": 1000},
           "test images of the accuracy curves and transfer matrices (the first n_eval of the test split)",
           minimum=10, maximum=10000),
     Param("n_history", "int", {"smoke": 40, "cpu": 100, "gpu": 500, "paper": 1000},
           "test images of the per-epoch diversity and transferability of DVERGE training (Fig. 2)",
-          minimum=10, maximum=10000),
+          minimum=10, maximum=10000, retrains=True),
     Param("rolling_window", "int", {"smoke": 1, "cpu": 1, "gpu": 5, "paper": 30},
           "epochs of the rolling average in Fig. 2 (the paper: 30)", minimum=1, maximum=1000),
     Param("advt", "bool", {"smoke": True, "cpu": True, "gpu": True, "paper": True},
-          "train AdvT and DVERGE+AdvT for Fig. 5"),
+          "train AdvT and DVERGE+AdvT for Fig. 5", retrains=True),
     Param("seed", "int", 0,
           "seed of the first member (member k: seed + k; surrogate s: seed + 1000 + 100 s + k) and of the attacks",
-          minimum=0, maximum=CHAPTER_SEED_MAX),
+          minimum=0, maximum=CHAPTER_SEED_MAX, retrains=True),
+)
+
+OTHERS = ("Baseline", "ADP", "GAL")
+FAR_BELOW = 0.1  # the paper's gap: DVERGE 0.03-0.06 against 0.5 and more for the other methods' means
+
+# Declared before the run. Quantities, for the first ensemble size (Figs. 1-3, 5) unless named
+# otherwise: "transfer <method>", the mean off-diagonal transfer rate of Fig. 3 with the images it
+# was measured on (a Rate); "diversity <method>", Eq. 2 in nats (a mean: no interval);
+# "clean <method>", per-image clean correctness; "black box <method>", per-image black-box
+# survival averaged over the non-zero budgets (a score: paired bootstrap); "white box <method>",
+# per-image correctness under white-box PGD at the largest budget.
+CLAIMS = (
+    Claim("transfer_far_below",
+          "Within-ensemble transferability of DVERGE is far below that of the Baseline, ADP and GAL ensembles.",
+          "DVERGE 0.03–0.06 vs Baseline 0.96–0.98, ADP 0.58–0.73, GAL 0.22–0.83 (Fig. 3)",
+          f"'far below' as in the paper's roughly tenfold gap: DVERGE's transfer rate divided by each other "
+          f"method's is below {FAR_BELOW:g} (Katz interval of the ratio)",
+          All(tuple(Ratio("transfer DVERGE", f"transfer {m}", below=FAR_BELOW) for m in OTHERS),
+              labels=tuple(f"DVERGE / {m}" for m in OTHERS))),
+    Claim("diversity_up_transfer_down",
+          "During DVERGE training the members' vulnerability diversity rises and their transferability falls.",
+          "diversity up, transferability down over 200 epochs (Fig. 2)",
+          "both halves, from the Baseline it starts from to the trained DVERGE ensemble: Eq. 2 diversity higher "
+          "(a point comparison: only means are measured), and the transfer rate lower (ratio below 1, Katz "
+          "interval)",
+          All((Point("diversity DVERGE", "diversity Baseline", above=0.0),
+               Ratio("transfer DVERGE", "transfer Baseline", below=1.0)),
+              labels=("diversity rises", "transferability falls"))),
+    Claim("best_blackbox",
+          "DVERGE has the highest black-box transfer accuracy of the four ensemble methods.",
+          "DVERGE above Baseline, ADP and GAL at every eps and size (Fig. 4)",
+          "for each other method: the per-image black-box accuracy averaged over the non-zero budgets, DVERGE "
+          "minus the other, above 0 (paired bootstrap); first ensemble size",
+          All(tuple(Paired("black box DVERGE", f"black box {m}", above=0.0) for m in OTHERS),
+              labels=tuple(f"DVERGE vs {m}" for m in OTHERS))),
+    Claim("more_members_help",
+          "DVERGE's black-box robustness improves as members are added.",
+          "DVERGE/3 < DVERGE/5 < DVERGE/8 (Fig. 4)",
+          "the largest DVERGE ensemble's per-image black-box accuracy minus the smallest's above 0 (paired "
+          "bootstrap)",
+          Paired("black box DVERGE, largest size", "black box DVERGE, smallest size", above=0.0)),
+    Claim("clean_close_to_baseline",
+          "DVERGE keeps a clean accuracy close to the Baseline ensemble's.",
+          "comparable clean accuracy (Fig. 4 at eps 0)",
+          "'close': DVERGE's clean accuracy minus the Baseline's, on the same images, above -0.03 (a drop of less "
+          "than 3 points; exact McNemar)",
+          Paired("clean DVERGE", "clean Baseline", above=-0.03)),
+    Claim("advt_tradeoff",
+          "Against AdvT, DVERGE+AdvT gains clean and black-box accuracy and gives up white-box accuracy at large eps.",
+          "DVERGE+AdvT above AdvT in clean and black-box accuracy, below it in white-box accuracy at large eps "
+          "(Fig. 5)",
+          "three parts, DVERGE+AdvT minus AdvT on the same images: clean accuracy above 0 (McNemar), mean "
+          "black-box accuracy above 0 (paired bootstrap), white-box accuracy at the largest budget below 0 "
+          "(McNemar)",
+          All((Paired("clean DVERGE+AdvT", "clean AdvT", above=0.0),
+               Paired("black box DVERGE+AdvT", "black box AdvT", above=0.0),
+               Paired("white box DVERGE+AdvT", "white box AdvT", below=0.0)),
+              labels=("clean gain", "black-box gain", "white-box loss at the largest eps"))),
 )
