@@ -56,6 +56,7 @@ book: data
 bench: $(STAMP)
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/attack.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

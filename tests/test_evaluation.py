@@ -289,3 +289,23 @@ def test_decision_regions_draws_a_computed_grid():
     with pytest.raises(ValueError, match="grid"):
         decision_regions({"reads 0": grid.regions["reads 0"]})
     plt.close("all")
+
+
+def test_member_table_measures_only_when_enough_images_are_right_for_every_member():
+    import pandas as pd
+    from ensembles_lib.evaluation import member_table
+
+    class Constant(torch.nn.Module):
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((len(x),), self.label), 3).float()
+
+    x, y = torch.rand(4, 1, 2, 2), torch.tensor([0, 0, 1, 2])
+    measured = pd.DataFrame([[1.0]])
+    assert member_table([Constant(0), Constant(0)], x, y, 2, lambda: measured) is measured  # two images right
+    empty = member_table([Constant(0), Constant(1)], x, y, 1, lambda: measured)  # no image right for both
+    assert empty.shape == (2, 2) and empty.isna().all().all()
+    assert empty.attrs == {"n_images": 0, "n_total": 4}

@@ -180,7 +180,7 @@ def test_every_chapter_declares_its_measured_cpu_time_and_what_retrains(chapter)
 
 def test_which_tour_parameters_retrain():
     retrain = {p.name for p in chapters.parameters("tour") if p.retrains}
-    assert retrain == {"dataset", "architecture", "width", "epochs", "batch_size", "lr", "augment", "seed"}
+    assert retrain == {"dataset", "architecture", "width", "train_size", "epochs", "batch_size", "lr", "augment", "seed"}
 
 
 def test_single_default_fills_every_profile():

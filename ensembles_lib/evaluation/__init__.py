@@ -7,11 +7,11 @@ Nothing here reads the cache: what needs both (the black-box protocol) is `ensem
 
 from .accuracy import accuracy, correct, predict
 from .blackbox import all_or_nothing, has_residual_members, transfer_attacks
-from .diversity import diversity_matrix, ensemble_diversity, off_diagonal_mean, within_transferability
+from .diversity import diversity_matrix, ensemble_diversity, member_table, off_diagonal_mean, within_transferability
 from .regions import DecisionGrid, decision_grid
 from .robustness import accuracy_by_steps, robust_accuracy
 from .transfer import named_models, transfer_matrix
 
 __all__ = ["DecisionGrid", "accuracy", "accuracy_by_steps", "all_or_nothing", "correct", "decision_grid",
-           "diversity_matrix", "ensemble_diversity", "has_residual_members", "named_models", "off_diagonal_mean",
+           "diversity_matrix", "ensemble_diversity", "has_residual_members", "member_table", "named_models", "off_diagonal_mean",
            "predict", "robust_accuracy", "transfer_attacks", "transfer_matrix", "within_transferability"]

@@ -58,6 +58,20 @@ def correct_by_all(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
     return keep
 
 
+def member_table(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, needed: int,
+                 measure: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`measure()` (a member-by-member table: a transfer or diversity matrix) when at least `needed`
+    images are classified correctly by every member, else the same table of NaN with
+    attrs n_images 0: barely trained members (a run shrunk to a few images) leave nothing to
+    attack, and the claims built on the table are then undecided. Used by the DVERGE chapter."""
+    if int(correct_by_all(members, x, y).sum()) >= needed:
+        return measure()
+    names = [str(k + 1) for k in range(len(members))]
+    empty = pd.DataFrame(float("nan"), index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
+    empty.attrs.update(n_images=0, n_total=len(x))
+    return empty
+
+
 def distilled_images(model: nn.Module, x: torch.Tensor, x_source: torch.Tensor, u: torch.Tensor, *, eps: float,
                      steps: int = 10, step: float | None = None, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
     """x'_f(x, x_source) of Eq. 1 for every image, image k distilled at tap

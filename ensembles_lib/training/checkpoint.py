@@ -34,12 +34,15 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what `rng_state` captured (CUDA states only where the same devices exist)."""
-    torch.set_rng_state(state["torch"])
+    """Restore what `rng_state` captured (CUDA states only where the same devices exist).
+
+    The states may arrive on a GPU (a checkpoint loaded with map_location="cuda"): generator
+    states are CPU byte tensors, so each is brought back to the CPU first."""
+    torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+    np.random.set_state(("MT19937", np_state["keys"].cpu().numpy().astype(np.uint32), np_state["pos"],
                          np_state["has_gauss"], np_state["gauss"]))
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
