@@ -23,7 +23,7 @@ from torch import nn
 
 from . import cache
 from .data import head
-from .evaluation import accuracy, all_or_nothing, has_residual_members, transfer_attacks
+from .evaluation import all_or_nothing, correct, has_residual_members, transfer_attacks
 from .fields import validated
 
 
@@ -66,23 +66,23 @@ def adversarial_versions(surrogates: Mapping[str, object], attacks: Mapping[str,
 
 
 @validated
-def blackbox_accuracy(targets: Annotated[Mapping[str, nn.Module], Field(min_length=1)],
-                      surrogates: Annotated[Mapping[str, object], Field(min_length=1)],
-                      eps_grid: Annotated[Sequence[Annotated[float, Field(ge=0, le=1)]], Field(min_length=1)],
-                      data: dict, *, attacks: Callable[[float], Mapping[str, dict]] = transfer_attacks,
-                      combine: str = "prob", device: str | torch.device | None = None,
-                      batch_size: Annotated[int, Field(ge=1)] = 512, progress: bool = False) -> pd.DataFrame:
-    """All-or-nothing black-box accuracy of every target at every eps: DataFrame indexed by eps
-    (name "eps"), one column per target, fractions in [0, 1].
+def blackbox_correct(targets: Annotated[Mapping[str, nn.Module], Field(min_length=1)],
+                     surrogates: Annotated[Mapping[str, object], Field(min_length=1)],
+                     eps_grid: Annotated[Sequence[Annotated[float, Field(ge=0, le=1)]], Field(min_length=1)],
+                     data: dict, *, attacks: Callable[[float], Mapping[str, dict]] = transfer_attacks,
+                     combine: str = "prob", device: str | torch.device | None = None,
+                     batch_size: Annotated[int, Field(ge=1)] = 512,
+                     progress: bool = False) -> dict[float, dict[str, torch.Tensor]]:
+    """Which images every target survives, all or nothing, at every eps: eps -> target name -> a
+    bool (N,) mask (at eps = 0, the clean `correct`). The per-image masks let a chapter compare two
+    targets on the same images; `blackbox_accuracy` is their means.
 
     targets: name -> trained model (an Ensemble or any nn.Module). surrogates: name -> a spec or a
     list of member specs (combined with `combine`; DVERGE averages probabilities). eps_grid: budgets
     in [0, 1], pixel units. data: {"name", "split", "n"}, the first n images of that split.
     attacks: eps -> {name: attack spec} (default `evaluation.transfer_attacks` with the paper's
-    settings; bind steps, restarts, kinds with functools.partial). At eps = 0 the entry is the
-    clean accuracy. `df.attrs["versions"]` holds the number of adversarial versions per eps and
-    `df.attrs["n_images"]` the images evaluated. Bad arguments, and SGM on a surrogate without
-    residual blocks, are ValueErrors raised before anything is trained.
+    settings; bind steps, restarts, kinds with functools.partial). Bad arguments, and SGM on a
+    surrogate without residual blocks, are ValueErrors raised before anything is trained.
     """
     attack_lists = {e: dict(attacks(e)) for e in eps_grid if e > 0}
     if any(spec["name"] == "sgm" for specs in attack_lists.values() for spec in specs.values()):
@@ -93,20 +93,34 @@ def blackbox_accuracy(targets: Annotated[Mapping[str, nn.Module], Field(min_leng
     if device is None:  # where the targets live
         device = next(next(iter(targets.values())).parameters()).device
     x, y = head(data["name"], data["split"], data["n"], device)
-    rows, counts = {}, {}
+    masks = {}
     for e in eps_grid:
         if e == 0:
-            rows[e] = {name: accuracy(model, x, y, batch_size) for name, model in targets.items()}
-            counts[e] = 0
+            masks[e] = {name: correct(model, x, y, batch_size) for name, model in targets.items()}
             continue
         versions = adversarial_versions(surrogates, attack_lists[e], data, combine=combine, device=x.device,
                                         progress=progress)
         labels = versions.pop("y")
-        rows[e] = {name: all_or_nothing(model, list(versions.values()), labels, batch_size).float().mean().item()
-                   for name, model in targets.items()}
-        counts[e] = len(versions)
-    table = pd.DataFrame.from_dict(rows, orient="index")
+        masks[e] = {name: all_or_nothing(model, list(versions.values()), labels, batch_size)
+                    for name, model in targets.items()}
+    return masks
+
+
+def blackbox_accuracy(targets: Mapping[str, nn.Module], surrogates: Mapping[str, object], eps_grid: Sequence[float],
+                      data: dict, *, attacks: Callable[[float], Mapping[str, dict]] = transfer_attacks,
+                      combine: str = "prob", device: str | torch.device | None = None, batch_size: int = 512,
+                      progress: bool = False, masks: dict[float, dict[str, torch.Tensor]] | None = None) -> pd.DataFrame:
+    """All-or-nothing black-box accuracy of every target at every eps: DataFrame indexed by eps
+    (name "eps"), one column per target, fractions in [0, 1]; the means of `blackbox_correct`
+    (same arguments), or of `masks` when the caller has them already. `df.attrs["versions"]` holds
+    the number of adversarial versions per eps (surrogates x attacks; 0 at eps = 0) and
+    `df.attrs["n_images"]` the images evaluated. Used by the DVERGE chapter (Figs. 4 and 5)."""
+    if masks is None:
+        masks = blackbox_correct(targets, surrogates, eps_grid, data, attacks=attacks, combine=combine, device=device,
+                                 batch_size=batch_size, progress=progress)
+    table = pd.DataFrame.from_dict({e: {name: mask.float().mean().item() for name, mask in by_name.items()}
+                                    for e, by_name in masks.items()}, orient="index")
     table.index.name = "eps"
-    table.attrs["versions"] = counts
-    table.attrs["n_images"] = len(y)
+    table.attrs["versions"] = {e: len(surrogates) * len(attacks(e)) if e > 0 else 0 for e in masks}
+    table.attrs["n_images"] = len(next(iter(masks[next(iter(masks))].values())))
     return table

@@ -65,11 +65,13 @@ def _dataset(data: DataSpec, split: str | None = None):
     return get(data.name, split or data.split, val_size=data.val_size, seed=data.split_seed)
 
 
-def _key(run: TrainingRun) -> str:
+def _key(run: TrainingRun, data_fingerprint: str | None = None) -> str:
     """SHA-256 of the canonical spec, the training version, the fingerprints of the training and
-    per-epoch evaluation data, and the keys of the models it starts from."""
+    per-epoch evaluation data, and the keys of the models it starts from. `data_fingerprint`: the
+    training data's, when the caller has loaded it already."""
     parts = {"spec": run.canonical(), "training_version": TRAINING_VERSION,
-             "data": _dataset(run.data).fingerprint(), "init": [_key(init) for init in run.inits()]}
+             "data": data_fingerprint or _dataset(run.data).fingerprint(),
+             "init": [_key(init) for init in run.inits()]}
     if run.eval is not None:
         parts["eval_data"] = _dataset(run.data, run.eval.split).fingerprint()
     return _digest(parts)
@@ -89,23 +91,26 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _checked(spec, backend: str) -> tuple[TrainingRun, str]:
-    """The validated run and its key; SpecError for a bad spec or backend, or a model that does not
-    fit its data (class or channel counts), before anything is trained or written."""
+def _checked(spec, backend: str) -> tuple[TrainingRun, str, str]:
+    """The validated run, its key and its training data's fingerprint (the data loaded once);
+    SpecError for a bad spec or backend, or a model that does not fit its data (class or channel
+    counts), before anything is trained or written."""
     run = training_run(spec)
     if backend not in BACKENDS:
         raise SpecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    check_fits(run.model, _dataset(run.data))
+    dataset = _dataset(run.data)
+    check_fits(run.model, dataset)
     for i, init in enumerate(run.inits()):
         check_fits(init.model, _dataset(init.data), where=f"spec['init'][{i}]['model']")
-    return run, _key(run)
+    return run, _key(run, dataset.fingerprint()), dataset.fingerprint()
 
 
 # --------------------------------------------------------------------------- trained models
 
 
-def _stored_model(st: Store, k: str, run: TrainingRun, device: torch.device) -> nn.Module | None:
-    """The verified stored model of key `k`, None if there is none; a damaged one is reported and discarded."""
+def _stored_model(st: Store, k: str, run: TrainingRun, device: torch.device) -> tuple[nn.Module, dict] | None:
+    """The verified stored model of key `k` and its meta, None if there is none; a damaged one is
+    reported and discarded."""
     try:
         meta = st.load(k)
         if meta is None:
@@ -125,7 +130,7 @@ def _stored_model(st: Store, k: str, run: TrainingRun, device: torch.device) -> 
         warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); retraining it", stacklevel=3)
         st.discard(k, MODEL_FILE, META_FILE)
         return None
-    return model.to(device).eval()
+    return model.to(device).eval(), meta
 
 
 def trained(spec, *, progress: bool = True, device: str | torch.device | None = None,
@@ -140,19 +145,22 @@ def trained(spec, *, progress: bool = True, device: str | torch.device | None = 
     and loads. Invalid specs raise SpecError (a ValueError) before anything is built or written.
     The caller's global random state is left as it was. Used by every chapter that trains.
     """
-    run, k = _checked(spec, backend)
+    return _trained(spec, progress, device, backend)[0]
+
+
+def _trained(spec, progress: bool, device: str | torch.device | None, backend: str) -> tuple[nn.Module, dict]:
+    """`trained`'s model and its verified meta (spec, history, times)."""
+    run, k, fingerprint = _checked(spec, backend)
     device = _default_device() if device is None else torch.device(device)
     starts = [trained(init, progress=progress, device=device, backend=backend) for init in run.inits()]
     st = store()
     with st.lock(k):
-        model = _stored_model(st, k, run, device)
-        if model is None:
-            model = _train(st, k, run, starts, device, progress, backend)
-    return model
+        stored = _stored_model(st, k, run, device)
+        return stored if stored is not None else _train(st, k, run, fingerprint, starts, device, progress, backend)
 
 
-def _train(st: Store, k: str, run: TrainingRun, starts: list[nn.Module], device: torch.device, progress: bool,
-           backend: str) -> nn.Module:
+def _train(st: Store, k: str, run: TrainingRun, fingerprint: str, starts: list[nn.Module], device: torch.device,
+           progress: bool, backend: str) -> tuple[nn.Module, dict]:
     """Train `run` (checkpointing in its folder), then commit model.pt and meta.json to the store."""
     began = time.perf_counter()
     folder = st.folder(k)
@@ -186,23 +194,22 @@ def _train(st: Store, k: str, run: TrainingRun, starts: list[nn.Module], device:
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
     meta = {
         "key": k, "spec": run.canonical(), "training_version": TRAINING_VERSION,
-        "data_fingerprint": _dataset(data).fingerprint(), "history": history, "metrics": history[-1],
+        "data_fingerprint": fingerprint, "history": history, "metrics": history[-1],
         "wall_time_s": time.perf_counter() - began, "train_time_s": sum(r["time_s"] for r in history),
         "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"torch": torch.__version__, "ensembles_lib": __version__, "python": platform.python_version()},
     }
-    st.commit(k, {MODEL_FILE: partial(torch.save, state)}, meta)
+    meta = st.commit(k, {MODEL_FILE: partial(torch.save, state)}, meta)
     ckpt.discard(checkpoint)  # only now: until the artifact is complete, a kill resumes from it
-    return model.eval()
+    return model.eval(), meta
 
 
-def history(spec, **kwargs) -> list[dict]:
+def history(spec, *, progress: bool = True, device: str | torch.device | None = None,
+            backend: str = "auto") -> list[dict]:
     """The per-epoch training records of the model `spec` describes (training it first if needed):
-    epoch, loss, train_acc, lr, time_s, and the metrics its "eval" key asks for. `kwargs` go to
-    `trained`. The Strength in Numbers and DVERGE chapters plot these as training curves."""
-    trained(spec, **kwargs)
-    meta = store().load(key(spec))  # verified, and checked to hold a history, by `trained`
-    return meta["history"]
+    epoch, loss, train_acc, lr, time_s, and the metrics its "eval" key asks for. The keywords are
+    `trained`'s. The Strength in Numbers and DVERGE chapters plot these as training curves."""
+    return _trained(spec, progress, device, backend)[1]["history"]
 
 
 # --------------------------------------------------------------------------- adversarial examples

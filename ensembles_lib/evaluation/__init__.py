@@ -9,9 +9,9 @@ from .accuracy import accuracy, correct, predict
 from .blackbox import all_or_nothing, has_residual_members, transfer_attacks
 from .diversity import diversity_matrix, ensemble_diversity, member_table, off_diagonal_mean, within_transferability
 from .regions import DecisionGrid, decision_grid
-from .robustness import accuracy_by_steps, robust_accuracy
+from .robustness import accuracy_by_steps, correct_by_steps, robust_accuracy
 from .transfer import named_models, transfer_matrix
 
-__all__ = ["DecisionGrid", "accuracy", "accuracy_by_steps", "all_or_nothing", "correct", "decision_grid",
+__all__ = ["DecisionGrid", "accuracy", "accuracy_by_steps", "all_or_nothing", "correct", "correct_by_steps", "decision_grid",
            "diversity_matrix", "ensemble_diversity", "has_residual_members", "member_table", "named_models", "off_diagonal_mean",
            "predict", "robust_accuracy", "transfer_attacks", "transfer_matrix", "within_transferability"]

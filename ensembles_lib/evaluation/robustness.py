@@ -60,10 +60,11 @@ class _Recorder(nn.Module):
         return scores
 
 
-def accuracy_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, steps: int) -> list[float]:
-    """Accuracy after 0, 1, ..., `steps` steps of ONE run of an iterative attack: entry k equals the
-    accuracy under the same attack run for k steps (the first k iterates of a seeded run do not
-    depend on how many follow), entry 0 is the clean accuracy.
+def correct_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, steps: int) -> list[torch.Tensor]:
+    """Which images are classified correctly after 0, 1, ..., `steps` steps of ONE run of an
+    iterative attack: entry k, a bool (N,) mask, equals `correct` under the same attack run for k
+    steps (the first k iterates of a seeded run do not depend on how many follow); entry 0 is the
+    clean one. The per-image masks let a chapter compare two models on the same images.
 
     attack: `attack(model, x, y, steps=...) -> x_adv` querying the model once per step (pgd,
     ifgsm, member attacks with eot_samples=1 and one restart). One run of `steps` steps replaces
@@ -77,5 +78,10 @@ def accuracy_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack
         raise ValueError(f"attack made {len(recorder.correct)} model queries for {steps} steps: accuracy_by_steps "
                          "needs one query per step (eot_samples=1, one restart)")
     # query k (0-based) saw the iterate after k steps; the returned x_adv is the one after `steps`
-    after = recorder.correct[1:] + [correct(model, x_adv, y)]
-    return [correct(model, x, y).float().mean().item()] + [c.float().mean().item() for c in after]
+    return [correct(model, x, y)] + recorder.correct[1:] + [correct(model, x_adv, y)]
+
+
+def accuracy_by_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable, steps: int) -> list[float]:
+    """Accuracy after 0, 1, ..., `steps` steps of ONE run of an iterative attack: the means of
+    `correct_by_steps` (entry 0 is the clean accuracy)."""
+    return [mask.float().mean().item() for mask in correct_by_steps(model, x, y, attack, steps)]
