@@ -33,6 +33,7 @@ from torch import nn
 from . import __version__
 from .data import BACKENDS, get, head, loader
 from .ensembles import Ensemble
+from .models import channels_last
 from .evaluation.epoch_metrics import evaluate
 from .paths import data_root
 from .specs import (AdversarialExamples, DataSpec, SpecError, TrainingRun, adversarial_examples, check_fits,
@@ -130,7 +131,7 @@ def _stored_model(st: Store, k: str, run: TrainingRun, device: torch.device) -> 
         warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); retraining it", stacklevel=3)
         st.discard(k, MODEL_FILE, META_FILE)
         return None
-    return model.to(device).eval(), meta
+    return channels_last(model.to(device)).eval(), meta
 
 
 def trained(spec, *, progress: bool = True, device: str | torch.device | None = None,

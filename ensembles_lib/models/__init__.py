@@ -11,12 +11,13 @@
 
 from . import lenet, resnet, resnet_cifar, small, vgg, wide_resnet  # noqa: F401  (register models)
 from .features import Tap, feature_layers, features
+from .layout import channels_last
 from .normalize import Normalize
 from .quantize import (Halftone, InputQuantize, QuantConv2d, QuantLinear, QuantReLU,
                        quantize_model)
 from .registry import build, names, options, register
 
 __all__ = [
-    "build", "names", "options", "register", "Normalize", "Tap", "feature_layers", "features",
+    "build", "names", "options", "register", "channels_last", "Normalize", "Tap", "feature_layers", "features",
     "InputQuantize", "Halftone", "QuantConv2d", "QuantLinear", "QuantReLU", "quantize_model",
 ]

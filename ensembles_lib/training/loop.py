@@ -20,12 +20,13 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from ..fields import Count, check_value
+from ..models import channels_last
 from ..specs import OptimSpec, validate
 from .optim import lr_at, make_optimizer, set_lr
 from .strategies import Standard
 
 # Bump when the loop's semantics change (what a given spec trains to); part of every cache key.
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2  # 2: channels-last weights and batches (models.layout)
 
 
 
@@ -76,6 +77,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         epoch's record. It gets the model in eval mode, under a forked RNG, so it cannot change
         what training draws.
     device: where to train; default the device of the model's parameters.
+    A convolutional model trains channels-last (`models.channels_last`; the batches too) and is
+    left so: the same function, faster on oneDNN and cuDNN.
 
     Each history record has: epoch (1-based), loss, train_acc (on the clean batches), lr (the
     last step's), time_s (the epoch's wall time, training and eval_fn), then eval_fn's entries.
@@ -97,7 +100,7 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
-    model.to(device)
+    channels_last(model.to(device))
     opt = make_optimizer(model.parameters(), optimizer, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, nesterov=nesterov)
     config = _config(epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, strategy)
@@ -129,6 +132,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         current_lr = lr
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             current_lr = lr_at(schedule, lr, step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                                milestones=milestones, gamma=gamma)
             set_lr(opt, current_lr)
