@@ -34,21 +34,31 @@ is `batch * steps` over the median of `--runs` timed runs after one warm-up run 
 adversarial steps the clean images; each is also attacked). Timing uses perf_counter with a CUDA
 synchronisation around each run on a GPU.
 
-Result (2-core CPU machine, no GPU, real images, batch 128, 1 step a run, median of 5 runs, a
-second job running notebooks on the same cores, load ~1.7-3), `--threads 1`, two passes, ratio
-ours/baseline (images/s ours at M = 3 in brackets):
-  standard    small_cnn m3/m5/m8 1.02/0.92/0.98 and 0.95/1.00/0.89 (2270-2730 img/s)
-              wrn10_1   m3/m5/m8 1.00/0.99/1.08 and 0.97/1.05/1.01 (685-705)
-              resnet20  m3/m5/m8 1.07/1.07/0.92 and 1.10/0.99/0.97 (109-166)
-  adversarial small_cnn 1.00 and 0.99, wrn10_1 0.93 and 0.99, resnet20 1.06 and 1.21 (IFGSM-3)
-  dverge      small_cnn 0.97 and 0.95, wrn10_1 1.09 and 0.97, resnet20 0.99 and 1.05
-So ours is at parity with the plain loop (0.89-1.21, within the run-to-run scatter); the issue's
-goal is >= 2x at M = 3. Only the adversarial ResNet-20 step gains, from the attack's channels-last
-layout (the 1-channel Fashion-MNIST shapes do not take it). With torch's default 2 threads on
-the same loaded machine both sides collapse alike: standard small_cnn m3 1.95 s a step (ours)
-against 0.056 s with one thread, ResNet-20 m3 9.8 s against 0.77 s (ratios 1.06, 0.94, and
-1.12 for adversarial ResNet-20): two threads that wait on each other stall whenever another
-process holds a core. Compare ratios, not absolute figures.
+Result, 2026-12-06, after channels-last training (`models.layout`: fit and the cache turn every
+convolutional model channels-last), 2-core AMD EPYC, no GPU, real images, batch 128, 3 steps a
+run, median of 5 runs, torch's default 2 threads; three helper agents shared the cores for the
+middle of the run (load 1.6-1.9), so single ratios scatter by about +-0.15 -- compare the pattern:
+  standard    small_cnn m3/m5/m8 0.92/1.16/1.00 (1540 img/s ours at m3)
+              wrn10_1   m3/m5/m8 0.96/1.04/0.87 (474)
+              resnet20  m3/m5/m8 0.90/1.65/1.11 (49; the m5 baseline run hit the heaviest load)
+  adversarial small_cnn 0.97, wrn10_1 1.24, resnet20 1.09 (IFGSM-3)
+  dverge      small_cnn 0.86, wrn10_1 1.22, resnet20 see the note of issue 12
+So ours stays at parity with the plain loop; the issue's goal of >= 2x at M = 3 is not met on this
+CPU, and we found no lever that meets it (figures from probes in the same session, small_cnn
+width 8, M = 3, fwd+bwd of batch 128):
+  - channels-last: in isolated fwd+bwd probes 1.3-1.7x with one thread (small_cnn 130-210 -> 82-123
+    ms, WRN-10-1 642 -> 485 ms) and 0.97x (small_cnn) / 1.23x (WRN-10-1) with two, but in this
+    bench's standard rows it does not show (with --threads 1 on an idle machine: small_cnn
+    m3/m5/m8 0.99/0.95/1.00, wrn10_1 0.98/0.99/1.01); it shows where a step runs many input
+    gradients, i.e. attacks: --threads 1 adversarial small_cnn 1.33, wrn10_1 1.23, DVERGE small_cnn
+    1.24, wrn10_1 1.22. Kept: it never loses beyond the scatter, and cuDNN wants it.
+  - torch.compile of the ensemble step (inductor, CPU): 52 s to compile, then 1.3x at one
+    thread; it recompiles for every new batch shape and train/eval switch, so it does not pay
+    for a chapter's few hundred steps per model; not used.
+  - members stacked as one grouped-convolution network: 0.5-0.84x of the loop; not used.
+  - larger batches: time per image is flat from 128 to 512 on two cores; no gain.
+  - threads: one thread is 1.3-1.8x slower than two on an idle machine but does not stall when
+    another process holds a core (see the 2026-12-01 figures in git history); torch's default kept.
 Run with `python bench/train.py [--batch 128] [--steps 1] [--runs 5] [--threads 1] [--device cpu|cuda]
 [--only NAME] [--list]`.
 """

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, TypeAdapter,
-                      ValidationError, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, JsonValue,
+                      SerializerFunctionWrapHandler, Tag, TypeAdapter, ValidationError, model_serializer,
+                      model_validator)
 
 from .attacks.specs import AttackSpec
 from .data.catalog import SPLITS, check_name
@@ -169,12 +170,42 @@ class StandardSpec(Spec):
     name: Literal["standard"] = "standard"
 
 
+ADVERSARIAL_OBJECTIVES = ("ensemble", "members")
+
+
+def check_adversarial_options(rho: float, clean: bool) -> None:
+    """ValueError for options of adversarial training that contradict each other: rho weights
+    the clean term, so with clean=False it must stay at its default 1.0."""
+    if not clean and rho != 1.0:
+        raise ValueError(f"rho weights the clean term against the adversarial one, and clean=False drops the clean "
+                         f"term: leave rho at its default 1.0 (or set clean=True), got rho={rho}")
+
+
 class AdversarialSpec(Spec):
-    """Clean and adversarial cross-entropy weighted by rho (training.Adversarial; SiN Eq. 3/4)."""
+    """Clean and adversarial cross-entropy weighted by rho (training.Adversarial; SiN Eq. 3/4).
+    clean=False trains on the adversarial batch alone; objective="members" sums each member's own
+    cross-entropy instead of the ensemble's (DVERGE's AdvT baseline: clean=False, "members")."""
 
     name: Literal["adversarial"]
     rho: NonNegative = 1.0
     attack: AttackSpec
+    clean: bool = True
+    objective: Literal[ADVERSARIAL_OBJECTIVES] = "ensemble"  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _options_agree(self) -> "AdversarialSpec":
+        check_adversarial_options(self.rho, self.clean)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # clean and objective came after models were stored under specs without them: left out
+        # at their defaults, every earlier spec keeps its canonical form, hence its cache key
+        data = handler(self)
+        for key, default in (("clean", True), ("objective", "ensemble")):
+            if data.get(key) == default:
+                del data[key]
+        return data
 
 
 class DVERGESpec(Spec):

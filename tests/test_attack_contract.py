@@ -193,7 +193,7 @@ BAD_KWARGS = [
     (dict(eps=EPS, loss="hinge"), r"^loss must be one of 'ce', 'cw' or a callable"),
     (dict(eps=EPS, seed=-1), r"^seed must be an int in \[0, 4294967295\], got -1$"),
     (dict(eps=EPS, epsilon=0.3), r"^epsilon is not a parameter of pgd \(it accepts eps, steps, step, restarts, "
-                                 r"loss, step_rule, random_start, eot_samples, seed\)$"),
+                                 r"loss, step_rule, random_start, start, sigma, eot_samples, seed\)$"),
     (dict(), r"^eps is required: a number in \[0, 1\]"),
 ]
 
@@ -239,7 +239,7 @@ def test_numpy_scalars_count_as_the_numbers_they_hold():
 def test_signature_and_help_show_the_declared_defaults():
     parameters = inspect.signature(pgd).parameters
     assert list(parameters) == ["model", "x", "y", "eps", "steps", "step", "restarts", "loss", "step_rule",
-                                "random_start", "eot_samples", "seed"]
+                                "random_start", "start", "sigma", "eot_samples", "seed"]
     assert [parameters[p].default for p in ("steps", "step", "restarts", "loss", "step_rule", "random_start",
                                             "eot_samples", "seed")] == [10, None, 1, "ce", "sign", True, 1, 0]
     assert parameters["eps"].annotation == "a number in [0, 1] (pixel units, e.g. 8/255)"

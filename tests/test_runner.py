@@ -168,7 +168,7 @@ def test_progress_shows_the_declared_expected_time(chapters, monkeypatch):
     stream = io.StringIO()
     runner.run("probe", "smoke", progress=stream)
     assert " of ~2 min  cell 1/3" in stream.getvalue()
-    assert runner.expected_minutes("tour", "cpu") == 2  # the real chapters' MINUTES
+    assert runner.expected_minutes("tour", "cpu") == 3  # the real chapters' MINUTES
 
 
 def test_bad_parameters_fail_before_a_kernel_starts(chapters, monkeypatch):
@@ -260,7 +260,7 @@ def test_cli_list_shows_parameters_defaults_retraining_and_run_times_in_aligned_
         assert all(line[at - 2:at] == "  " and line[at] != " " for line in filled), column
     tour = {line.split()[0]: line for line in blocks["tour"][2:]}
     assert tour["epochs"].split()[1] == "yes" and tour["eps"].split()[1] == "no"
-    assert blocks["tour"][1].split()[2:6] == ["~1", "min", "~2", "min"]  # smoke and cpu measured
+    assert blocks["tour"][1].split()[2:6] == ["~1", "min", "~3", "min"]  # smoke and cpu measured
     # a grid of more than four budgets is shortened, keeping its ends and its length
     assert "0,0.01,…,0.1 (6)" in tour["eps_grid"]
     assert "retrains yes: changing it trains the models anew" in out

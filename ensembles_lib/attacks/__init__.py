@@ -11,7 +11,7 @@ a list, tuple or nn.ModuleList. `specs` holds the JSON attack specs that trainin
 artifact store use.
 """
 
-from .adapters import AUTOATTACK_VERSIONS, autoattack, build_autoattack, square
+from .adapters import APGD_LOSSES, AUTOATTACK_VERSIONS, apgd, apgd_targeted, autoattack, build_autoattack, square
 from .ascent import STEP_RULES, adam_ascent, projected_ascent, sign_ascent
 from .contract import attack, check_images, check_inputs, member_list
 from .distill import distill, feature_distance
@@ -27,11 +27,11 @@ from .sgm import residual_blocks, sgm, skip_gradient
 from .specs import ATTACK_NAMES, AttackSpec, attack_spec
 
 __all__ = [
-    "ATTACK_NAMES", "AUTOATTACK_VERSIONS", "AttackArgumentError", "AttackSpec", "LOSSES", "MEMBER_RULES", "RULES",
-    "STEP_RULES", "adam_ascent", "attack", "attack_mode", "attack_spec", "autoattack", "build_autoattack",
-    "check_images", "check_inputs", "cross_entropy", "cw_margin", "di2fgsm", "distill", "ensemble_direction",
-    "ensemble_pgd", "feature_distance", "fgsm", "generator", "get_loss", "gradient", "ifgsm", "input_diversity",
-    "member_list", "member_losses", "member_objective", "member_pgd", "mifgsm", "pgd", "project",
-    "projected_ascent", "residual_blocks", "sgm", "sign_ascent", "skip_gradient", "square", "uniform_start",
-    "working_layout",
+    "APGD_LOSSES", "ATTACK_NAMES", "AUTOATTACK_VERSIONS", "AttackArgumentError", "AttackSpec", "LOSSES",
+    "MEMBER_RULES", "RULES", "STEP_RULES", "adam_ascent", "apgd", "apgd_targeted", "attack", "attack_mode",
+    "attack_spec", "autoattack", "build_autoattack", "check_images", "check_inputs", "cross_entropy", "cw_margin",
+    "di2fgsm", "distill", "ensemble_direction", "ensemble_pgd", "feature_distance", "fgsm", "generator", "get_loss",
+    "gradient", "ifgsm", "input_diversity", "member_list", "member_losses", "member_objective", "member_pgd",
+    "mifgsm", "pgd", "project", "projected_ascent", "residual_blocks", "sgm", "sign_ascent", "skip_gradient",
+    "square", "uniform_start", "working_layout",
 ]

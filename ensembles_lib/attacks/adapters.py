@@ -1,6 +1,7 @@
-"""Thin adapters to torchattacks' AutoAttack and Square attack (L-inf, pixel units), run under
-our attack contract: eval mode restored, parameters' .grad untouched, seeded without disturbing
-the caller's global RNG. Used by the robustness tables of the DVERGE, SQ and CLM chapters.
+"""Thin adapters to torchattacks' AutoAttack, APGD (CE / DLR), APGD-T and Square attack (L-inf,
+pixel units), run under our attack contract: eval mode restored, parameters' .grad untouched,
+seeded without disturbing the caller's global RNG. Used by the robustness tables of the DVERGE,
+SQ and CLM chapters and by the strong white-box suite (`evaluation.strong`).
 """
 
 from typing import Literal
@@ -12,7 +13,7 @@ from torchattacks.attacks.apgd import APGD
 from torchattacks.attacks.apgdt import APGDT
 from torchattacks.attacks.fab import FAB
 
-from .contract import attack
+from .contract import AttackArgumentError, attack
 from ..fields import Budget, Count, PositiveUnit, Seed
 
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
@@ -54,4 +55,44 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, n
     `n_queries` model queries a sample and the margin loss. Returns x_adv, detached, in [0, 1]."""
     attack = torchattacks.Square(model, norm="Linf", eps=eps, n_queries=n_queries, n_restarts=1,
                                  p_init=p_init, loss="margin", seed=seed)
+    return attack(x, y)
+
+
+APGD_LOSSES = ("ce", "dlr")
+
+
+def _class_count(model: nn.Module, x: torch.Tensor, needed: int, what: str) -> int:
+    """The model's class count (read from one output); AttackArgumentError if below `needed`."""
+    with torch.no_grad():
+        n_classes = model(x[:1]).shape[1]
+    if n_classes < needed:
+        raise AttackArgumentError(f"{what} needs a model with at least {needed} classes, got {n_classes}")
+    return n_classes
+
+
+@attack(layout=False)
+def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget, steps: Count = AUTOATTACK_STEPS,
+         restarts: Count = 1, loss: Literal[APGD_LOSSES] = "ce", seed: Seed = 0) -> torch.Tensor:
+    """APGD (Croce & Hein 2020) L-inf at budget eps: `steps` iterations with the step size halved
+    where the loss stalls, on cross-entropy ("ce", AutoAttack's APGD-CE) or the difference of logits
+    ratio ("dlr", APGD-DLR; needs >= 3 classes). Restarts attack only the samples not yet fooled.
+    Returns x_adv, detached, in [0, 1]."""
+    if loss == "dlr":
+        _class_count(model, x, 3, "apgd with loss='dlr'")
+    attack = torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, seed=seed, loss=loss)
+    return attack(x, y)
+
+
+@attack(layout=False)
+def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget,
+                  steps: Count = AUTOATTACK_STEPS, restarts: Count = 1, n_targets: Count = 9,
+                  seed: Seed = 0) -> torch.Tensor:
+    """APGD-T (Croce & Hein 2020) L-inf at budget eps: APGD on the targeted DLR loss, once for each
+    of the `n_targets` classes the model ranks highest after the true one (AutoAttack's standard
+    suite: 9 on CIFAR-10), each run only on samples not yet fooled; a model with fewer classes
+    gets all its n_classes - 1 (needs >= 4 classes). Returns x_adv, detached, in [0, 1]."""
+    n_classes = _class_count(model, x, 4, "apgd_targeted")
+    attack = torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, seed=seed,
+                                n_classes=n_classes)
+    attack.n_target_classes = min(n_targets, n_classes - 1)
     return attack(x, y)

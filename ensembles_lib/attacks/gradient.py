@@ -1,14 +1,17 @@
-"""The input gradient every attack uses, with expectation over transformation (EOT), and the
-context an attack runs in (eval mode, parameters' grads untouched, seeded randomness).
+"""The input gradient every attack uses, with expectation over transformation (EOT), the
+context an attack runs in (eval mode, parameters' grads untouched, seeded randomness), and the
+iterative attacks' random starts (uniform in the eps-ball; Gaussian, with its `start`/`sigma`
+parameter types).
 
 All tensors are images in [0, 1] (pixel units). Used by every attack chapter.
 """
 
 import contextlib
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Annotated, Callable, Iterator, Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from ..checks import check_int
 from .losses import LossFn, get_loss
@@ -94,6 +97,46 @@ def uniform_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Te
     """x plus uniform noise in [-eps, eps], clipped to [0, 1] (Madry et al.'s PGD start)."""
     noise = torch.empty_like(x).uniform_(-eps, eps, generator=gen)
     return (x + noise).clamp_(0, 1)
+
+
+def gaussian_start(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    """x plus N(0, sigma^2 I) noise, clipped to [0, 1]: the start of SiN Algorithm 1's training
+    attack (x~0 = x + e, e ~ N(0, sigma^2 I)); sigma in pixel units, drawn from `gen`.
+
+    Not projected onto the eps-ball: Algorithm 1 applies its projection only after each step, so
+    the first gradient is taken at the unprojected start; every attack takes at least one step,
+    hence x_adv still lies in the ball. Clipped because the models take images in [0, 1].
+    """
+    noise = torch.empty_like(x).normal_(0.0, sigma, generator=gen)
+    return (x + noise).clamp_(0, 1)
+
+
+def _start_fits(start: Optional[str], info: ValidationInfo) -> Optional[str]:
+    # an attack that also takes random_start (pgd) declares it before `start`
+    if start == "gaussian" and info.data.get("random_start") is False:
+        raise ValueError("start='gaussian' is a random start: it needs random_start=True "
+                         "(random_start=False starts at x)")
+    return start
+
+
+def _sigma_fits(sigma: Optional[float], info: ValidationInfo) -> Optional[float]:
+    if "start" not in info.data:
+        return sigma  # start itself was refused; that error says why
+    if info.data["start"] == "gaussian" and sigma is None:
+        raise ValueError("sigma is required with start='gaussian': the noise's standard deviation, a number in "
+                         "(0, 1] in pixel units (e.g. 8/255)")
+    if info.data["start"] != "gaussian" and sigma is not None:
+        raise ValueError("sigma is the standard deviation of start='gaussian'; leave it None with "
+                         f"start={info.data['start']!r}")
+    return sigma
+
+
+# An iterative attack's start: None is the attack's own (x for ifgsm, a uniform point of the
+# eps-ball for pgd), "gaussian" is `gaussian_start` with standard deviation `sigma`. Both default
+# to None, which the specs' canonical form leaves out: earlier attack specs keep their keys.
+Start = Annotated[Optional[Literal["gaussian"]], AfterValidator(_start_fits)]
+Sigma = Annotated[Optional[Annotated[float, Field(gt=0, le=1, description="pixel units, e.g. 8/255")]],
+                  Field(validate_default=True), AfterValidator(_sigma_fits)]
 
 
 def working_layout(x: torch.Tensor) -> torch.Tensor:

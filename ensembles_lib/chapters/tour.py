@@ -10,8 +10,8 @@ from ..profiles import CHAPTER_SEED_MAX, Param
 
 EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 budget, 8/255 in pixel units
 
-# measured (`ensembles run tour`, datasets decoded): smoke in seconds, cpu 115 s on two cores
-MINUTES = {"smoke": 1, "cpu": 2, "gpu": None, "paper": None}
+# measured (`ensembles run tour`, empty data root, 2 idle cores, 2026-12-06): smoke in seconds, cpu 189 s
+MINUTES = {"smoke": 1, "cpu": 3, "gpu": None, "paper": None}
 
 PARAMETERS = (
     Param("dataset", "str", {"smoke": "digits", "cpu": "fashion_mnist", "gpu": "cifar10", "paper": "cifar10"},

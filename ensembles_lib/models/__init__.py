@@ -7,9 +7,11 @@
     models.feature_layers(model)             # tap names, forward order
     models.features(model, x, "layer2.0.tap")  # pre-activation features there (DVERGE)
     models.build("resnet18", input_bits=2)   # a TREND Q2 member; also halftone, weight_bits, ...
+    models.build("resnet20", activation="leaky_relu", negative_slope=0.1)  # GAL's members (DVERGE code)
 """
 
 from . import lenet, resnet, resnet_cifar, small, vgg, wide_resnet  # noqa: F401  (register models)
+from .activation import ACTIVATIONS, leaky_relu_model
 from .features import Tap, feature_layers, features
 from .layout import channels_last
 from .normalize import Normalize
@@ -20,4 +22,5 @@ from .registry import build, names, options, register
 __all__ = [
     "build", "names", "options", "register", "channels_last", "Normalize", "Tap", "feature_layers", "features",
     "InputQuantize", "Halftone", "QuantConv2d", "QuantLinear", "QuantReLU", "quantize_model",
+    "ACTIVATIONS", "leaky_relu_model",
 ]

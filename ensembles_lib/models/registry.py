@@ -8,6 +8,13 @@ to every architecture and handled here:
 - mean, std: the first layer's `Normalize` (scalar or one per channel; default 0.5 / 0.5).
 - input_bits, halftone, weight_bits, activation_bits, activation_clip, input_range: TREND's
   quantised members, applied with `quantize_model` (see quantize.py).
+- activation ("relu" or "leaky_relu"), negative_slope (in (0, 1), default 0.01; leaky_relu only):
+  every nn.ReLU becomes nn.LeakyReLU(negative_slope), with `leaky_relu_model` (see
+  activation.py; GAL's members in the DVERGE chapter). Not with activation_bits: ValueError.
+
+`with_defaults` fills in every option's default, and the model spec's canonical form (the cache
+key) is its result; options added after models were cached (`KEYED_WHEN_SET`) are left out while
+at their default instead, so a spec that does not set them keeps the key it had before them.
 
 Used by every chapter, and by the cache, which keys trained models on (name, options).
 """
@@ -21,6 +28,7 @@ from typing import Any
 from torch import nn
 
 from ..checks import check_int
+from .activation import DEFAULT_SLOPE, check_activation, leaky_relu_model
 from .normalize import Normalize
 from .quantize import check_quantize_options, quantize_model
 
@@ -33,7 +41,13 @@ COMMON_OPTIONS: dict[str, Any] = {
     "activation_bits": None,
     "activation_clip": 1.0,
     "input_range": "unit",
+    "activation": "relu",
+    "negative_slope": DEFAULT_SLOPE,
 }
+ACTIVATION_OPTIONS = ("activation", "negative_slope")
+# added after models were cached: left out of the canonical spec while at their default, so the
+# cache keys of specs that do not set them are unchanged
+KEYED_WHEN_SET: dict[str, Any] = {key: COMMON_OPTIONS[key] for key in ACTIVATION_OPTIONS}
 
 _BUILDERS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 
@@ -70,15 +84,20 @@ def options(name: str) -> dict[str, Any]:
 
 
 def with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
-    """`given` options of architecture `name` with every other option at its default; ValueError
-    naming the unknown ones and listing the valid ones. The one check of option names: `build`
-    and the model specs (`specs.ArchitectureSpec`) both use it."""
+    """`given` options of architecture `name` with every other option at its default, except the
+    `KEYED_WHEN_SET` ones, which are left out (given or not) while at their default; ValueError
+    naming the unknown ones and listing the valid ones, or naming a bad `activation` /
+    `negative_slope`. The one check of option names: `build` and the model specs
+    (`specs.ArchitectureSpec`) both use it, so the spec's canonical form (the cache key) is this."""
     valid = options(name)
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ValueError(f"options {', '.join(map(repr, unknown))} unknown to {name}; "
                          f"it accepts {', '.join(sorted(valid))}")
-    return {**valid, **given}
+    filled = {**valid, **given}
+    check_activation(filled["activation"], filled["negative_slope"], filled["activation_bits"])
+    return {key: value for key, value in filled.items()
+            if not (key in KEYED_WHEN_SET and value == KEYED_WHEN_SET[key])}
 
 
 def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -> nn.Module:
@@ -90,11 +109,13 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -
     check_int(num_classes, "num_classes")
     check_int(in_channels, "in_channels")
     opts = with_defaults(name, opts)
-    common = {key: opts.pop(key) for key in COMMON_OPTIONS}
-    quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std")}
+    common = {key: opts.pop(key, default) for key, default in COMMON_OPTIONS.items()}
+    quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std", *ACTIVATION_OPTIONS)}
     check_quantize_options(**quant)
     normalize = Normalize(common["mean"], common["std"], channels=in_channels)
     model = builder(num_classes, in_channels, normalize, **fixed, **opts)
+    if common["activation"] == "leaky_relu":
+        model = leaky_relu_model(model, common["negative_slope"])
     if any(quant[key] not in (None, False)
            for key in ("input_bits", "halftone", "weight_bits", "activation_bits")):
         model = quantize_model(model, **quant, inplace=True)

@@ -2,10 +2,12 @@
 
 `fit` calls a strategy once per batch; the strategy owns everything that differs between the
 papers' objectives (which inputs, which loss), the loop owns the rest. `scores` are the (N, C)
-outputs on the clean batch, used only for the running training accuracy. `spec()` is the
-strategy as a JSON-able dict, part of a trained model's cache key.
+outputs on the clean batch (on x_adv for adversarial training without a clean term), used only
+for the running training accuracy. `spec()` is the strategy as a JSON-able dict, part of a
+trained model's cache key.
 
-Used by every chapter that trains (Standard) and by the Strength in Numbers chapter (Adversarial).
+Used by every chapter that trains (Standard), by the Strength in Numbers chapter (Adversarial)
+and by the DVERGE chapter's AdvT baseline (Adversarial with clean=False, objective="members").
 `from_spec(spec)` builds a strategy from its validated spec (`specs.StrategySpec`).
 """
 
@@ -21,8 +23,9 @@ from torch import nn
 from pydantic import BaseModel
 
 from ..attacks.specs import attack_spec
-from ..fields import NonNegative, check_value
-from ..specs import AdversarialSpec, StandardSpec
+from ..ensembles import Ensemble
+from ..fields import ArgumentError, NonNegative, check_value
+from ..specs import ADVERSARIAL_OBJECTIVES, AdversarialSpec, StandardSpec, check_adversarial_options
 
 
 def outputs_log_probs(model: nn.Module) -> bool:
@@ -71,6 +74,14 @@ class Adversarial:
     it is the average of the two losses that SiN Sec. 4 trains with ("averaged ... i.e. rho = 1"),
     and it keeps the learning rate's meaning the same as for Standard. rho = 0 is clean training.
 
+    clean=False drops the clean term: loss = L(y, m(x_adv)) (rho must stay at its default), and
+    the returned scores, hence fit's train_acc, are those on x_adv (the only batch forwarded).
+    objective="members" (an Ensemble only) replaces L(y, m(.)), the loss of the ensemble's
+    output, by sum_i L(y, m_i(.)), each member's own cross-entropy on the same batches, x_adv
+    still generated against the whole ensemble. With clean=False this is the AdvT baseline of
+    the DVERGE chapter as DVERGE's authors train it (each member on its own loss on the
+    ensemble's PGD examples; one summed loss gives each member the gradient of its own).
+
     attack: an attack spec (a dict such as {"name": "ifgsm", "eps": 0.3, "steps": 3}, validated by
         `attacks.specs.attack_spec`), or any callable attack(model, x, y) -> x_adv that leaves the
         parameters' gradients alone and restores the model's mode (the library's attacks do).
@@ -80,8 +91,17 @@ class Adversarial:
     forward pass, so batch-norm statistics see both, as in Madry-style training.
     """
 
-    def __init__(self, attack, rho: float = 1.0):
+    def __init__(self, attack, rho: float = 1.0, clean: bool = True, objective: str = "ensemble"):
         self.rho = check_value(NonNegative, rho, "rho")
+        self.clean = check_value(bool, clean, "clean")
+        if objective not in ADVERSARIAL_OBJECTIVES:
+            raise ArgumentError(f"objective must be one of {', '.join(map(repr, ADVERSARIAL_OBJECTIVES))}, "
+                                f"got {objective!r}")
+        self.objective = objective
+        try:
+            check_adversarial_options(self.rho, self.clean)
+        except ValueError as err:
+            raise ArgumentError(str(err)) from None
         if callable(attack) and not isinstance(attack, BaseModel):
             self.attack_spec = None
             self.run = attack
@@ -96,23 +116,48 @@ class Adversarial:
 
     @classmethod
     def from_spec(cls, spec: AdversarialSpec) -> "Adversarial":
-        return cls(spec.attack, rho=spec.rho)
+        return cls(spec.attack, rho=spec.rho, clean=spec.clean, objective=spec.objective)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.objective == "members" and not isinstance(model, Ensemble):
+            raise ArgumentError(f"objective='members' sums each member's own loss: model must be an Ensemble "
+                                f"(with .members), got {type(model).__name__}; use objective='ensemble'")
         if self._takes_seed:
             x_adv = self.run(model, x, y, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
         else:
             x_adv = self.run(model, x, y)
-        scores = model(torch.cat([x, x_adv.detach()]))
-        clean, adv = scores[: len(x)], scores[len(x):]
-        loss_clean, loss_adv = classification_loss(model, clean, y), classification_loss(model, adv, y)
-        loss = (loss_clean + self.rho * loss_adv) / (1.0 + self.rho)  # SiN Eq. 3 (Eq. 4 for an Ensemble)
-        return loss, clean
+        # one forward pass over both batches, so batch-norm statistics see both
+        inputs = torch.cat([x, x_adv.detach()]) if self.clean else x_adv.detach()
+        if self.objective == "members":
+            logits = model.member_logits(inputs)  # (M, N or 2N, C)
+            losses = [self._combined(m, out, y, len(x)) for m, out in zip(model.members, logits)]
+            loss = torch.stack(losses).sum()  # sum_i L(y, m_i(.)): member i's gradient is its own loss's
+            scores = model.combine_logits(logits[:, : len(x)].detach())  # the ensemble's, for the accuracy
+        else:
+            scores = model(inputs)
+            loss = self._combined(model, scores, y, len(x))  # SiN Eq. 3 (Eq. 4 for an Ensemble)
+            scores = scores[: len(x)]
+        # with clean=False these are the scores on x_adv: a clean pass only for the running
+        # accuracy would cost a forward and, in train mode, move batch-norm statistics
+        return loss, scores
+
+    def _combined(self, model: nn.Module, scores: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+        """(L(y, clean) + rho L(y, adv)) / (1 + rho) of `model`'s scores on [x, x_adv]
+        (SiN Eq. 3), or L(y, adv) when the scores are of x_adv alone (clean=False)."""
+        if not self.clean:
+            return classification_loss(model, scores, y)
+        loss_clean, loss_adv = classification_loss(model, scores[:n], y), classification_loss(model, scores[n:], y)
+        return (loss_clean + self.rho * loss_adv) / (1.0 + self.rho)
 
     def spec(self) -> dict:
+        """The strategy as its spec; clean and objective only where they differ from their
+        defaults, so a default strategy's spec (a checkpoint's resume check) is as before."""
         attack = self.attack_spec.canonical() if self.attack_spec is not None else \
             {"name": getattr(self.run, "__name__", repr(self.run))}
-        return {"name": "adversarial", "rho": self.rho, "attack": attack}
+        options = {k: v for k, v, default in (("clean", self.clean, True), ("objective", self.objective, "ensemble"))
+                   if v != default}
+        return {"name": "adversarial", "rho": self.rho, "attack": attack, **options}
 
     def __repr__(self) -> str:
-        return f"Adversarial(attack={self.spec()['attack']}, rho={self.rho})"
+        options = "".join(f", {k}={v!r}" for k, v in self.spec().items() if k in ("clean", "objective"))
+        return f"Adversarial(attack={self.spec()['attack']}, rho={self.rho}{options})"
