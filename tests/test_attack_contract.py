@@ -327,7 +327,7 @@ def test_distill_pairs_and_feature_distance_inputs_are_checked():
 # ---- the attack specs --------------------------------------------------------------------------
 
 def test_attack_names_are_the_attacks_taking_model_x_y():
-    assert ATTACK_NAMES == ("fgsm", "ifgsm", "pgd", "mifgsm", "di2fgsm", "sgm")
+    assert ATTACK_NAMES == ("fgsm", "ifgsm", "pgd", "mifgsm", "di2fgsm", "sgm", "apgd", "apgd_targeted", "square")
 
 
 @pytest.mark.parametrize("name", ATTACK_NAMES)

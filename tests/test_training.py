@@ -302,3 +302,17 @@ def test_start_epoch_is_called_before_each_epoch_and_again_on_resume(tmp_path):
     resumed = Recording()
     fit(DropoutNet(), digits_loader(), epochs=3, lr=0.1, strategy=resumed, checkpoint=path, progress=False)
     assert resumed.epochs == [1, 2]
+
+
+def test_fit_trains_channels_last_unless_the_strategy_declines():
+    from ensembles_lib import Ensemble
+    from ensembles_lib.models import build
+    from ensembles_lib.training import GAL
+
+    x, y = torch.rand(16, 1, 12, 12), torch.randint(10, (16,))
+    for strategy, expected in ((None, True), (GAL(), False)):
+        model = Ensemble([build("small_cnn", 10, 1, width=4) for _ in range(2)], combine="prob")
+        fit(model, [(x, y)], epochs=1, lr=0.01, strategy=strategy, progress=False)
+        weight = model.members[0].features.conv2.conv.weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) == expected
+        assert weight.is_contiguous() != expected  # 4-d weights with C > 1 are one layout or the other

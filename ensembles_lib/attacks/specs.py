@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from .adapters import apgd, apgd_targeted, square
 from .fgsm import fgsm, ifgsm
 from .losses import Loss, LossName
 from .momentum import di2fgsm, mifgsm
@@ -27,7 +28,8 @@ from .contract import AttackArgumentError
 from .pgd import pgd
 from .sgm import sgm
 
-ATTACKS = {f.__name__: f for f in (fgsm, ifgsm, pgd, mifgsm, di2fgsm, sgm)}
+# the strong suite's attacks too (evaluation.strong), so their examples are stored like any other
+ATTACKS = {f.__name__: f for f in (fgsm, ifgsm, pgd, mifgsm, di2fgsm, sgm, apgd, apgd_targeted, square)}
 ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
 
 
@@ -68,11 +70,14 @@ PGDSpec = spec_model(pgd)
 MIFGSMSpec = spec_model(mifgsm)
 DI2FGSMSpec = spec_model(di2fgsm)
 SGMSpec = spec_model(sgm)
+APGDSpec = spec_model(apgd)
+APGDTargetedSpec = spec_model(apgd_targeted)
+SquareSpec = spec_model(square)
 SPECS = {"fgsm": FGSMSpec, "ifgsm": IFGSMSpec, "pgd": PGDSpec, "mifgsm": MIFGSMSpec, "di2fgsm": DI2FGSMSpec,
-         "sgm": SGMSpec}
+         "sgm": SGMSpec, "apgd": APGDSpec, "apgd_targeted": APGDTargetedSpec, "square": SquareSpec}
 
-AttackSpec = Annotated[Union[FGSMSpec, IFGSMSpec, PGDSpec, MIFGSMSpec, DI2FGSMSpec, SGMSpec],
-                       Field(discriminator="name")]
+AttackSpec = Annotated[Union[FGSMSpec, IFGSMSpec, PGDSpec, MIFGSMSpec, DI2FGSMSpec, SGMSpec, APGDSpec, APGDTargetedSpec,
+                             SquareSpec], Field(discriminator="name")]
 _ADAPTER = TypeAdapter(AttackSpec)
 
 

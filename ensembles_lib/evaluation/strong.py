@@ -15,6 +15,10 @@ targeted APGD and Square found figures 3-12 points lower. The suite (pixel units
 `strong_correct` gives per-image masks, `strong_accuracy` their means (the table's numbers), and
 a `Suite` (frozen; `canonical()` for cache keys, `describe()` for captions, `digest()`) says
 exactly what ran. Used by the robustness tables of the DVERGE, SQ, CLM and SiN chapters.
+
+To compute a suite's examples once and keep them, store each attack's examples on all images with
+`cache.adversarial(source, {"name": "apgd", "loss": "dlr", ...}, data)` (apgd, apgd_targeted and
+square are attack specs) and AND the per-attack correctness: that is `survivors_only=False`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ oneDNN's CPU convolutions and cuDNN's tensor-core kernels both work in NHWC; a m
 weights are channels-last makes PyTorch pick that layout for every activation after the first
 convolution, even for 1-channel inputs, which saves a layout conversion around each
 convolution, batch norm and pooling. The values are those of the NCHW model up to float
-rounding. Measured by bench/train.py (about 1.1-1.4x a small CNN's training step on 2 CPU
-cores). Used by `training.fit` and by `cache` for every model it hands out.
+rounding. Measured by bench/train.py: 1.2-1.3x for steps that take input gradients (adversarial
+training, DVERGE), about 1.0x for plain steps, but 0.5x for GAL's double backpropagation (small
+CNN 0.47 -> 0.85 s, ResNet-20 6 -> 11 s a step), which therefore trains NCHW. Used by
+`training.fit` and by `cache` for every model it hands out.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ def convolves(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def channels_last(model: nn.Module) -> nn.Module:
+def channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
     """`model` with its 4-d parameters and buffers channels-last, in place (returned for chaining);
-    a model without convolutions is returned unchanged."""
+    with enabled=False back in the default NCHW layout, for steps that run slower channels-last
+    (GAL's double backpropagation: `training.fit` asks the strategy). A model without
+    convolutions is returned unchanged."""
     if convolves(model):
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
     return model

@@ -260,6 +260,9 @@ class GAL:
     made where the members are built. scores: the ensemble's combination of the clean forward.
     """
 
+    # oneDNN's second-order convolution kernels ran about 2x slower channels-last (models.layout)
+    channels_last = False
+
     def __init__(self, **params):
         self.config = validate(GALSpec, params, "GAL")
         self.coefficient = self.config.coefficient

@@ -78,7 +78,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         what training draws.
     device: where to train; default the device of the model's parameters.
     A convolutional model trains channels-last (`models.channels_last`; the batches too) and is
-    left so: the same function, faster on oneDNN and cuDNN.
+    left so: the same function, faster on oneDNN and cuDNN; unless the strategy says
+    `channels_last = False` (GAL), which trains and leaves it NCHW.
 
     Each history record has: epoch (1-based), loss, train_acc (on the clean batches), lr (the
     last step's), time_s (the epoch's wall time, training and eval_fn), then eval_fn's entries.
@@ -100,7 +101,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
-    channels_last(model.to(device))
+    layout = getattr(strategy, "channels_last", True)  # False: the strategy's step runs slower so (GAL)
+    channels_last(model.to(device), layout)
     opt = make_optimizer(model.parameters(), optimizer, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, nesterov=nesterov)
     config = _config(epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, strategy)
@@ -132,7 +134,7 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         current_lr = lr
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if x.dim() == 4:
+            if layout and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             current_lr = lr_at(schedule, lr, step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                                milestones=milestones, gamma=gamma)
