@@ -51,7 +51,9 @@ width 8, M = 3, fwd+bwd of batch 128):
     bench's standard rows it does not show (with --threads 1 on an idle machine: small_cnn
     m3/m5/m8 0.99/0.95/1.00, wrn10_1 0.98/0.99/1.01); it shows where a step runs many input
     gradients, i.e. attacks: --threads 1 adversarial small_cnn 1.33, wrn10_1 1.23, DVERGE small_cnn
-    1.24, wrn10_1 1.22. Kept: it never loses beyond the scatter, and cuDNN wants it.
+    1.24, wrn10_1 1.22. Kept, except for GAL: its double backpropagation ran 1.8-2x slower
+    channels-last (small_cnn M = 3 batch 128: 0.47 -> 0.85 s; ResNet-20: 6 -> 11 s), so GAL
+    declares `channels_last = False` and trains NCHW.
   - torch.compile of the ensemble step (inductor, CPU): 52 s to compile, then 1.3x at one
     thread; it recompiles for every new batch shape and train/eval switch, so it does not pay
     for a chapter's few hundred steps per model; not used.

@@ -13,7 +13,7 @@ Training at `cpu` (2 CPU cores, 12 minutes): the Baseline and surrogate members 
 89% in 40 s), because members far from converged made the earlier verdicts hard to read. The
 other ensembles then fine-tune from the Baseline members on 3,000 images: DVERGE does so in the
 paper (Algorithm 1), and ADP and GAL do so only at `cpu`, since GAL's double backpropagation
-costs about 6x a standard step (44 s for 6,000 images of a 3-member small CNN ensemble) and
+costs about 5x a standard step (0.47 s a batch of 128 for 3 small CNN members, NCHW) and
 training it from scratch on all the images would take longer than the whole chapter may.
 """
 
