@@ -25,8 +25,8 @@ EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel u
 
 SIZES = ("2", "3", "2,3", "3,5", "3,5,8")
 
-# measured (`ensembles run dverge`, empty data root, 2 idle cores, 2026-12-06): cpu 597 s, of which training
-# 466 s and black-box examples 47 s (bench/chapter_time.py)
+# measured (`ensembles run dverge`, empty data root, 2 idle cores, 2026-12-06): cpu 612 s, of which training
+# 477 s and black-box examples 46 s (bench/chapter_time.py)
 MINUTES = {"smoke": 1, "cpu": 10, "gpu": None, "paper": None}
 
 PARAMETERS = (
