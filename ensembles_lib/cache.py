@@ -235,7 +235,8 @@ def _stored_examples(st: Store, k: str, spec: AdversarialExamples, device: torch
 
 
 def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_size: int = 500,
-                device: str | torch.device | None = None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                device: str | torch.device | None = None, progress: bool = True,
+                backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Adversarial examples of the first data["n"] images of data["name"]/data["split"], computed
     once against trained models and stored as data: (x_adv, y) on `device`.
 
@@ -247,7 +248,8 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
     The key hashes the spec (sources, combine, attack with its defaults, data, batch_size), the
     sources' artifact keys and the images' fingerprint, so a changed surrogate, attack or dataset
     recomputes. The images are attacked in batches of `batch_size`; it is part of the key because
-    seeded random starts are drawn per batch.
+    seeded random starts are drawn per batch. `backend`: the loader back end of any source that
+    must be trained first, as in `trained` (not part of the key).
     """
     spec = adversarial_examples({"sources": source if isinstance(source, list) else [source], "combine": combine,
                                  "attack": attack, "data": data, "batch_size": batch_size})
@@ -255,11 +257,11 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
     if spec.data.n > len(images):
         raise SpecError(f"adversarial['data']['n']: {spec.data.split} of {spec.data.name} has {len(images)} "
                         f"images, fewer than n={spec.data.n}")
-    keys = [_checked(source, "auto")[1] for source in spec.sources]
+    keys = [_checked(source, backend)[1] for source in spec.sources]
     k = "adv-" + _digest({"spec": spec.canonical(), "training_version": TRAINING_VERSION, "sources": keys,
                           "data": images.fingerprint()})
     device = _default_device() if device is None else torch.device(device)
-    members = [trained(s, progress=progress, device=device) for s in spec.sources]
+    members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
     st = store()
     with st.lock(k):
         stored = _stored_examples(st, k, spec, device)
