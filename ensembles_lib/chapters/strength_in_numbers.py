@@ -30,7 +30,7 @@ from ..profiles import CHAPTER_SEED_MAX, Param
 EPS_8 = round(8 / 255, 4)  # SiN's CIFAR-10 budget, 8/255 in pixel units
 STEP_2 = round(2 / 255, 4)  # Madry et al.'s CIFAR-10 IFGSM-7 step, which SiN follows
 
-# measured (`ensembles run strength_in_numbers`, empty data root, 2 idle cores, 2026-12-06): cpu 527 s, of which
+# measured (`ensembles run strength_in_numbers`, empty data root, 2 idle cores, 2026-12-06): cpu 530 s, of which
 # training 349 s (bench/chapter_time.py)
 MINUTES = {"smoke": 1, "cpu": 9, "gpu": None, "paper": None}
 
