@@ -13,6 +13,9 @@ wait and load. A damaged artifact or checkpoint is reported and rebuilt, never t
 `history(spec)` returns the per-epoch records (loss, train_acc, lr, time_s and the eval metrics).
 `adversarial(source, attack, data)` stores adversarial examples computed once on trained models,
 as data: the black-box evaluations of the Strength in Numbers and DVERGE chapters reuse them.
+`strong(source, attacks, data, eps)` stores which images trained models keep correct under each
+attack of a strong white-box suite and under all of them (`evaluation.strong_correct`): the
+DVERGE and Strength in Numbers chapters' worst-case robust accuracies.
 `list_entries()` and `clear(keys)` back the `ensembles cache list|clear` command.
 """
 
@@ -35,15 +38,17 @@ from .data import BACKENDS, get, head, loader
 from .ensembles import Ensemble
 from .models import channels_last
 from .evaluation.epoch_metrics import evaluate
+from .evaluation.strong import RESULTS, as_suite, strong_correct
 from .paths import data_root
-from .specs import (AdversarialExamples, DataSpec, SpecError, TrainingRun, adversarial_examples, check_fits,
-                    training_run)
+from .specs import (AdversarialExamples, DataSpec, SpecError, StrongEvaluation, TrainingRun, adversarial_examples,
+                    check_fits, strong_evaluation, training_run)
 from .store import CorruptArtifact, Store
 from .training import TRAINING_VERSION, fit, strategy_from_spec
 from .training import checkpoint as ckpt
 
 MODEL_FILE, META_FILE, CHECKPOINT_FILE = "model.pt", "meta.json", "checkpoint.pt"
 EXAMPLES_FILE = "examples.pt"  # adversarial-example artifacts hold this instead of model.pt
+MASKS_FILE = "masks.pt"  # strong-evaluation artifacts hold this
 KEY_LENGTH = 16  # hex digits of the SHA-256 used as the folder name (64 bits)
 
 
@@ -280,6 +285,73 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
     return x_adv, y
 
 
+# --------------------------------------------------------------------------- strong evaluation
+
+
+def _stored_masks(st: Store, k: str, spec: StrongEvaluation, device: torch.device) -> dict | None:
+    try:
+        meta = st.load(k)
+        if meta is None:
+            return None
+        if meta.get("spec") != spec.canonical() or MASKS_FILE not in meta["files"]:
+            raise CorruptArtifact(f"{META_FILE} describes another spec, or lacks {MASKS_FILE}")
+        masks = torch.load(st.folder(k) / MASKS_FILE, map_location=device, weights_only=True)
+        names = [RESULTS[0], *(a["name"] for a in spec.attacks), RESULTS[1]]
+        if not isinstance(masks, dict) or list(masks) != names:
+            raise CorruptArtifact(f"{MASKS_FILE} holds {list(masks) if isinstance(masks, dict) else masks!r}, "
+                                  f"not the masks {names}")
+        if any(m.dtype != torch.bool or m.shape != (spec.data.n,) for m in masks.values()):
+            raise CorruptArtifact(f"{MASKS_FILE} holds masks that are not {spec.data.n} booleans")
+        return masks
+    except (CorruptArtifact, KeyError, TypeError, AttributeError) as err:
+        warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); recomputing it", stacklevel=3)
+        st.discard(k, MASKS_FILE, META_FILE)
+        return None
+
+
+def strong(source, attacks, data: dict, eps: float, *, combine: str = "logit", seed: int = 0,
+           batch_size: int = 256, device: str | torch.device | None = None, progress: bool = True,
+           backend: str = "auto") -> dict[str, torch.Tensor]:
+    """`evaluation.strong_correct` of trained models on the first data["n"] images of
+    data["name"]/data["split"] at budget `eps` (L-inf, pixel units), computed once and stored:
+    {"clean": (n,) bool, <attack name>: (n,) bool, ..., "worst": (n,) bool} on `device`.
+
+    source: a training-run spec, or a list of them combined as Ensemble(members, combine) (the
+        DVERGE chapter's Baseline, SiN's Separate2Adv). attacks: a Suite or its entries
+        (`evaluation.suite`), checked before anything is trained. The key hashes the spec (sources,
+        combine, the suite's canonical form, data, eps, seed, batch_size), the sources' artifact
+        keys and the images' fingerprint; `backend` is the loader of any source still to train.
+    """
+    chosen = as_suite(attacks)
+    spec = strong_evaluation({"sources": source if isinstance(source, list) else [source], "combine": combine,
+                              "attacks": chosen.canonical(), "data": data, "eps": eps, "seed": seed,
+                              "batch_size": batch_size})
+    images = get(spec.data.name, spec.data.split)
+    if spec.data.n > len(images):
+        raise SpecError(f"strong['data']['n']: {spec.data.split} of {spec.data.name} has {len(images)} "
+                        f"images, fewer than n={spec.data.n}")
+    keys = [_checked(source, backend)[1] for source in spec.sources]
+    k = "strong-" + _digest({"spec": spec.canonical(), "training_version": TRAINING_VERSION, "sources": keys,
+                             "data": images.fingerprint()})
+    device = _default_device() if device is None else torch.device(device)
+    members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
+    st = store()
+    with st.lock(k):
+        stored = _stored_masks(st, k, spec, device)
+        if stored is not None:
+            return stored
+        began = time.perf_counter()
+        model = members[0] if len(members) == 1 else Ensemble(members, combine=spec.combine).to(device).eval()
+        x, y = head(spec.data.name, spec.data.split, spec.data.n, device)
+        masks = strong_correct(model, x, y, eps=spec.eps, attacks=chosen, seed=spec.seed, batch_size=spec.batch_size)
+        meta = {"key": k, "spec": spec.canonical(), "n_images": len(x), "wall_time_s": time.perf_counter() - began,
+                "accuracy": {name: mask.float().mean().item() for name, mask in masks.items()},
+                "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "versions": {"torch": torch.__version__, "ensembles_lib": __version__}}
+        st.commit(k, {MASKS_FILE: partial(torch.save, {n: m.cpu() for n, m in masks.items()})}, meta)
+    return masks
+
+
 # --------------------------------------------------------------------------- the CLI's view
 
 
@@ -287,11 +359,12 @@ def _summary(meta: dict) -> str:
     """One line saying what an entry holds; ValueError if its spec is not one this version reads,
     CorruptArtifact if it lacks the file its kind holds."""
     spec = meta.get("spec")
-    adversarial = isinstance(spec, dict) and spec.get("kind") == "adversarial"
-    held = EXAMPLES_FILE if adversarial else MODEL_FILE
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    held, read = {"adversarial": (EXAMPLES_FILE, adversarial_examples),
+                  "strong": (MASKS_FILE, strong_evaluation)}.get(kind, (MODEL_FILE, training_run))
     if held not in meta["files"]:
         raise CorruptArtifact(f"{META_FILE} lists no {held}")
-    return adversarial_examples(spec).describe() if adversarial else training_run(spec).describe()
+    return read(spec).describe()
 
 
 def list_entries() -> list[dict]:

@@ -184,13 +184,15 @@ def check_adversarial_options(rho: float, clean: bool) -> None:
 class AdversarialSpec(Spec):
     """Clean and adversarial cross-entropy weighted by rho (training.Adversarial; SiN Eq. 3/4).
     clean=False trains on the adversarial batch alone; objective="members" sums each member's own
-    cross-entropy instead of the ensemble's (DVERGE's AdvT baseline: clean=False, "members")."""
+    cross-entropy instead of the ensemble's (DVERGE's AdvT baseline: clean=False, "members");
+    separate_passes forwards the clean and adversarial batches apart (SiN Fig. 1)."""
 
     name: Literal["adversarial"]
     rho: NonNegative = 1.0
     attack: AttackSpec
     clean: bool = True
     objective: Literal[ADVERSARIAL_OBJECTIVES] = "ensemble"  # type: ignore[valid-type]
+    separate_passes: bool = False  # clean and adversarial batches normalised apart (SiN Fig. 1)
 
     @model_validator(mode="after")
     def _options_agree(self) -> "AdversarialSpec":
@@ -202,7 +204,7 @@ class AdversarialSpec(Spec):
         # clean and objective came after models were stored under specs without them: left out
         # at their defaults, every earlier spec keeps its canonical form, hence its cache key
         data = handler(self)
-        for key, default in (("clean", True), ("objective", "ensemble")):
+        for key, default in (("clean", True), ("objective", "ensemble"), ("separate_passes", False)):
             if data.get(key) == default:
                 del data[key]
         return data
@@ -323,6 +325,17 @@ class EvalSpec(Spec):
 # --------------------------------------------------------------------------------- training runs
 
 
+def _parameters_of(model: ModelSpec) -> Any:
+    """The model spec's dump without the activation options: two models with equal forms have the
+    same parameters, so one's weights can start the other (DVERGE's GAL fine-tunes leaky-ReLU
+    members from ReLU Baseline members at cpu)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in registry.ACTIVATION_OPTIONS}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+    return strip(model.model_dump(mode="json"))
+
+
 class TrainingRun(Spec):
     """Everything that determines a trained model; the artifact key hashes its canonical form
     (with the training code's version and the training data's content fingerprint)."""
@@ -349,10 +362,10 @@ class TrainingRun(Spec):
         else:
             pairs = [(self.init, self.model)]
         for i, (init, target) in enumerate(pairs):
-            if init.model != target:
+            if _parameters_of(init.model) != _parameters_of(target):
                 where = "init" if len(pairs) == 1 and not isinstance(self.init, list) else f"init[{i}]"
                 raise ValueError(f"{where} trains {init.model.describe()}, which does not match the model it "
-                                 f"initialises ({target.describe()})")
+                                 f"initialises ({target.describe()}; only the activation may differ)")
         return self
 
     def inits(self) -> list["TrainingRun"]:
@@ -391,9 +404,36 @@ class AdversarialExamples(Spec):
         return f"{self.attack.name} examples of {self.data.n} {self.data.name} {self.data.split} images from {sources}"
 
 
+class StrongEvaluation(Spec):
+    """Which of some images trained sources (combined as Ensemble(sources, combine) when there are
+    several) keep correct under each attack of a strong suite and under all of them
+    (`evaluation.strong_correct`), computed once and stored. `attacks` is the suite's canonical
+    form (`Suite.canonical()`: cache.strong checks it against the attacks' own signatures)."""
+
+    kind: Literal["strong"] = "strong"
+    sources: list[TrainingRun] = Field(min_length=1)
+    combine: Combine = "logit"
+    attacks: list[dict[str, JsonValue]] = Field(min_length=1)
+    data: ImagesSpec
+    eps: Budget
+    seed: Seed = 0
+    batch_size: Count = 256
+
+    def describe(self) -> str:
+        sources = " + ".join(s.model.describe() for s in self.sources)
+        names = "/".join(str(a.get("name")) for a in self.attacks)
+        return (f"{names} worst case at eps {self.eps:g} on {self.data.n} {self.data.name} {self.data.split} images "
+                f"of {sources}")
+
+
 def training_run(value: Any) -> TrainingRun:
     """`value` (a dict or a TrainingRun) validated; SpecError naming each bad field."""
     return validate(TrainingRun, value, "spec")
+
+
+def strong_evaluation(value: Any) -> StrongEvaluation:
+    """`value` validated as a StrongEvaluation spec; SpecError naming each bad field."""
+    return validate(StrongEvaluation, value, "strong")
 
 
 def adversarial_examples(value: Any) -> AdversarialExamples:

@@ -73,6 +73,33 @@ def test_the_default_keeps_sin_eq3_with_its_clean_term():
     assert torch.allclose(scores, model(x), atol=1e-6)
 
 
+class BatchStats(nn.Module):
+    """Scores that are each image's deviation from its forward batch's mean: they depend on
+    which images share the pass, as train-mode batch-norm outputs do."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.full((1,), 50.0))  # large enough that a batch mean moved by eps shows
+
+    def forward(self, x):
+        flat = x.flatten(1)[:, :5]
+        return self.w * (flat - flat.mean(0, keepdim=True))
+
+
+@pytest.mark.parametrize("objective", ["ensemble", "members"])
+def test_separate_passes_normalise_clean_and_adversarial_batches_apart(objective):
+    model = Ensemble([BatchStats(), BatchStats()], combine="logit") if objective == "members" else BatchStats()
+    x, y = batch()
+    x_adv = attack_spec(IFGSM).run(model, x, y)
+    loss, scores = Adversarial(IFGSM, objective=objective, separate_passes=True).loss(model, x, y)
+    factor = 2 if objective == "members" else 1  # the members objective sums two identical members' losses
+    by_hand = (F.cross_entropy(model(x), y) + F.cross_entropy(model(x_adv), y)) / 2 * factor
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert torch.allclose(scores, model(x), atol=1e-6)  # the clean pass alone: its own batch mean
+    joint, _ = Adversarial(IFGSM, objective=objective).loss(model, x, y)
+    assert joint.item() != pytest.approx(loss.item(), rel=1e-3)  # one pass mixes the two batches' statistics
+
+
 # --------------------------------------------------------------------------------- objective="members"
 
 
@@ -142,12 +169,16 @@ def test_non_default_options_are_in_the_canonical_form_and_round_trip():
     strategy = strategy_from_spec(spec)
     assert strategy.spec() == canonical and strategy_from_spec(strategy.spec()).spec() == canonical
     assert "clean=False" in repr(strategy) and "objective='members'" in repr(strategy)
+    separate = strategy_spec({"name": "adversarial", "attack": IFGSM, "separate_passes": True})
+    assert separate.canonical()["separate_passes"] is True
+    assert strategy_from_spec(separate).spec() == separate.canonical()
 
 
 @pytest.mark.parametrize("options, named", [
     (dict(clean=False, rho=0.5), "rho"),
     (dict(objective="member"), "objective"),
     (dict(clean=1), "clean"),
+    (dict(separate_passes="yes"), "separate_passes"),
 ])
 def test_invalid_options_raise_naming_the_option(options, named):
     with pytest.raises(ValueError, match=named):

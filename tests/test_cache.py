@@ -297,6 +297,46 @@ def test_adversarial_errors_name_the_parameter():
     assert not cache.artifacts_root().exists()  # nothing trained before the error
 
 
+def test_strong_masks_are_computed_once_match_strong_correct_and_reject_damage(isolated):
+    from ensembles_lib.data import head
+    from ensembles_lib.evaluation import strong_correct, suite
+
+    pair = [SPEC, spec_with(seed=1)]
+    chosen = suite(("pgd", {"steps": 3}), ("apgd-ce", {"steps": 5}), ("square", {"n_queries": 20}))
+    data = {"name": "digits", "split": "test", "n": 40}
+    masks = cache.strong(pair, chosen, data, 0.2, combine="prob", seed=2, device="cpu", progress=False)
+    assert list(masks) == ["clean", "pgd", "apgd-ce", "square", "worst"]
+    x, y = head("digits", "test", 40)
+    ensemble = Ensemble([cache.trained(s, progress=False, device="cpu") for s in pair], combine="prob").eval()
+    expected = strong_correct(ensemble, x, y, eps=0.2, attacks=chosen, seed=2)
+    assert all(torch.equal(masks[n], expected[n]) for n in expected)
+    assert masks["worst"].sum() < masks["clean"].sum()  # the attacks found something
+    trainings = len(isolated)
+    again = cache.strong(pair, [(a['name'], {k: v for k, v in a.items() if k != 'name'}) for a in chosen.canonical()], data, 0.2, combine="prob", seed=2, device="cpu",
+                         progress=False)
+    assert all(torch.equal(again[n], masks[n]) for n in masks) and len(isolated) == trainings
+    entries = [e for e in cache.list_entries() if e["key"].startswith("strong-")]
+    assert len(entries) == 1 and entries[0]["status"] == "ok" and "pgd/apgd-ce/square" in entries[0]["summary"]
+    flip_byte(cache.artifacts_root() / entries[0]["key"] / "masks.pt")
+    with pytest.warns(UserWarning, match="recomputing"):
+        rebuilt = cache.strong(pair, chosen, data, 0.2, combine="prob", seed=2, device="cpu", progress=False)
+    assert all(torch.equal(rebuilt[n], masks[n]) for n in masks)
+    other = cache.strong(pair, chosen, data, 0.1, combine="prob", seed=2, device="cpu", progress=False)
+    assert other["worst"].sum() >= masks["worst"].sum()  # a smaller budget: another key, no fewer survivors
+    assert len([e for e in cache.list_entries() if e["key"].startswith("strong-")]) == 2
+
+
+def test_strong_errors_name_the_parameter_before_training():
+    data = {"name": "digits", "split": "test", "n": 10}
+    with pytest.raises(ValueError, match="'fab' is not a suite attack"):
+        cache.strong(SPEC, ["pgd", "fab"], data, 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        cache.strong(SPEC, ["pgd"], data, 1.5)
+    with pytest.raises(ValueError, match="n=100000"):
+        cache.strong(SPEC, ["pgd"], {**data, "n": 100000}, 0.1)
+    assert not cache.artifacts_root().exists()  # nothing trained before the error
+
+
 # --------------------------------------------------------------------------- faults a hostile user finds
 
 

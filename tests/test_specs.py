@@ -84,6 +84,10 @@ def test_init_must_match_the_model_it_initialises():
         specs.training_run(run_with(model=ensemble, init=[RUN]))
     with pytest.raises(specs.SpecError, match="does not match"):
         specs.training_run(run_with(init=run_with(model={**MODEL, "options": {"width": 4}})))
+    # the activation holds no parameters: ReLU members may start leaky-ReLU ones (GAL at cpu)
+    leaky = {**MODEL, "options": {**MODEL.get("options", {}), "activation": "leaky_relu", "negative_slope": 0.1}}
+    run = specs.training_run(run_with(model=leaky, init=RUN))
+    assert run.model.options["activation"] == "leaky_relu" and run.init.model.options.get("activation", "relu") == "relu"
 
 
 def test_models_build_from_specs_and_describe_themselves():

@@ -52,11 +52,17 @@ PARAMETERS = (
           "where ADP and GAL start: scratch (the paper: trained jointly for epochs) or baseline (fine-tuned from the "
           "Baseline members like DVERGE, for dverge_epochs on finetune_size images)", choices=("scratch", "baseline"),
           retrains=True),
+    Param("advt_init", "str", {"smoke": "scratch", "cpu": "baseline", "gpu": "scratch", "paper": "scratch"},
+          "where AdvT starts: scratch (the DVERGE authors: trained for epochs on train_size images) or baseline "
+          "(fine-tuned from the Baseline members for dverge_epochs on finetune_size images)",
+          choices=("scratch", "baseline"), retrains=True),
     Param("epochs", "int", {"smoke": 3, "cpu": 2, "gpu": 30, "paper": 200},
-          "epochs of Baseline, surrogate, ADP and GAL training (DVERGE's pre-training is the Baseline)",
+          "epochs of Baseline, surrogate, ADP, GAL and AdvT training from scratch (DVERGE's pre-training is the "
+          "Baseline)",
           minimum=1, maximum=1000, retrains=True),
     Param("dverge_epochs", "int", {"smoke": 1, "cpu": 3, "gpu": 20, "paper": 200},
-          "epochs of DVERGE, AdvT and DVERGE+AdvT training, all starting from the Baseline members",
+          "epochs of every ensemble fine-tuned from the Baseline members (DVERGE, DVERGE+AdvT; AdvT, ADP and GAL "
+          "when they start there)",
           minimum=1, maximum=1000, retrains=True),
     Param("batch_size", "int", {"smoke": 64, "cpu": 64, "gpu": 128, "paper": 128}, "training batch size",
           minimum=2, maximum=4096, retrains=True),
@@ -67,10 +73,13 @@ PARAMETERS = (
           "learning-rate schedule of Baseline and surrogate training (and of ADP and GAL from scratch)",
           choices=("onecycle", "cosine"), retrains=True),
     Param("dverge_lr", "float", {"smoke": 0.01, "cpu": 0.01, "gpu": 0.01, "paper": 0.1},
-          "initial SGD learning rate of DVERGE, AdvT and DVERGE+AdvT (cosine schedule)", minimum=1e-6, maximum=10.0,
+          "initial SGD learning rate of every ensemble fine-tuned from the Baseline members (cosine schedule)", minimum=1e-6, maximum=10.0,
           retrains=True),
     Param("augment", "bool", {"smoke": False, "cpu": False, "gpu": True, "paper": True},
           "random crop and flip while training", retrains=True),
+    Param("gal_slope", "float", {"smoke": 0.1, "cpu": 0.1, "gpu": 0.1, "paper": 0.1},
+          "negative slope of the GAL members' leaky ReLUs (the DVERGE authors' GAL: 0.1; the other methods keep ReLU)",
+          minimum=0.001, maximum=0.5, retrains=True),
     Param("distill_eps", "float", {"smoke": 0.2, "cpu": 0.2, "gpu": 0.07, "paper": 0.07},
           "DVERGE's feature-distillation budget (Eq. 1) for 3 or fewer members (pixel units)", minimum=0.0, maximum=1.0,
           retrains=True),
@@ -80,7 +89,7 @@ PARAMETERS = (
     Param("distill_steps", "int", {"smoke": 5, "cpu": 10, "gpu": 10, "paper": 10},
           "feature-distillation steps (of distill_eps / steps each)", minimum=1, maximum=100, retrains=True),
     Param("advt_steps", "int", {"smoke": 3, "cpu": 5, "gpu": 10, "paper": 10},
-          "PGD steps (of eps / 4 each) of AdvT and DVERGE+AdvT training (the authors: 10)", minimum=1, maximum=100,
+          "PGD steps (of eps / 4 each) of AdvT and DVERGE+AdvT training, against the whole ensemble (the authors: 10)", minimum=1, maximum=100,
           retrains=True),
     Param("eps", "float", {"smoke": 0.1, "cpu": 0.1, "gpu": EPS_8, "paper": EPS_8},
           "budget of the transferability matrices (Fig. 2, 3), the decision regions (Fig. 1) and adversarial "

@@ -88,12 +88,17 @@ class Adversarial:
     A spec without its own seed, or a callable with a `seed` keyword, gets a fresh seed per batch
     drawn from torch's global generator, so random starts differ between batches yet a seeded (or
     resumed) run repeats exactly. The clean and adversarial batches go through the model in one
-    forward pass, so batch-norm statistics see both, as in Madry-style training.
+    forward pass, so batch-norm statistics see both, as in Madry-style training; separate_passes=True
+    forwards them one after the other, each normalised by its own batch statistics, as SiN's Fig. 1
+    describes ("two parameter-sharing copies of the network", one on clean and one on adversarial
+    input).
     """
 
-    def __init__(self, attack, rho: float = 1.0, clean: bool = True, objective: str = "ensemble"):
+    def __init__(self, attack, rho: float = 1.0, clean: bool = True, objective: str = "ensemble",
+                 separate_passes: bool = False):
         self.rho = check_value(NonNegative, rho, "rho")
         self.clean = check_value(bool, clean, "clean")
+        self.separate_passes = check_value(bool, separate_passes, "separate_passes")
         if objective not in ADVERSARIAL_OBJECTIVES:
             raise ArgumentError(f"objective must be one of {', '.join(map(repr, ADVERSARIAL_OBJECTIVES))}, "
                                 f"got {objective!r}")
@@ -116,7 +121,8 @@ class Adversarial:
 
     @classmethod
     def from_spec(cls, spec: AdversarialSpec) -> "Adversarial":
-        return cls(spec.attack, rho=spec.rho, clean=spec.clean, objective=spec.objective)
+        return cls(spec.attack, rho=spec.rho, clean=spec.clean, objective=spec.objective,
+                   separate_passes=spec.separate_passes)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.objective == "members" and not isinstance(model, Ensemble):
@@ -126,15 +132,16 @@ class Adversarial:
             x_adv = self.run(model, x, y, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
         else:
             x_adv = self.run(model, x, y)
-        # one forward pass over both batches, so batch-norm statistics see both
-        inputs = torch.cat([x, x_adv.detach()]) if self.clean else x_adv.detach()
+        # one forward pass over both batches, so batch-norm statistics see both (or one a batch)
+        batches = [x, x_adv.detach()] if self.clean else [x_adv.detach()]
+        passes = batches if self.separate_passes else [torch.cat(batches)]
         if self.objective == "members":
-            logits = model.member_logits(inputs)  # (M, N or 2N, C)
+            logits = torch.cat([model.member_logits(b) for b in passes], dim=1)  # (M, N or 2N, C)
             losses = [self._combined(m, out, y, len(x)) for m, out in zip(model.members, logits)]
             loss = torch.stack(losses).sum()  # sum_i L(y, m_i(.)): member i's gradient is its own loss's
             scores = model.combine_logits(logits[:, : len(x)].detach())  # the ensemble's, for the accuracy
         else:
-            scores = model(inputs)
+            scores = torch.cat([model(b) for b in passes])
             loss = self._combined(model, scores, y, len(x))  # SiN Eq. 3 (Eq. 4 for an Ensemble)
             scores = scores[: len(x)]
         # with clean=False these are the scores on x_adv: a clean pass only for the running
@@ -154,10 +161,11 @@ class Adversarial:
         defaults, so a default strategy's spec (a checkpoint's resume check) is as before."""
         attack = self.attack_spec.canonical() if self.attack_spec is not None else \
             {"name": getattr(self.run, "__name__", repr(self.run))}
-        options = {k: v for k, v, default in (("clean", self.clean, True), ("objective", self.objective, "ensemble"))
-                   if v != default}
+        options = {k: v for k, v, default in (("clean", self.clean, True), ("objective", self.objective, "ensemble"),
+                                              ("separate_passes", self.separate_passes, False)) if v != default}
         return {"name": "adversarial", "rho": self.rho, "attack": attack, **options}
 
     def __repr__(self) -> str:
-        options = "".join(f", {k}={v!r}" for k, v in self.spec().items() if k in ("clean", "objective"))
+        options = "".join(f", {k}={v!r}" for k, v in self.spec().items()
+                          if k in ("clean", "objective", "separate_passes"))
         return f"Adversarial(attack={self.spec()['attack']}, rho={self.rho}{options})"
