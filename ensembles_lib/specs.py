@@ -308,6 +308,15 @@ class TransferabilityMetric(Spec):
 
     name: Literal["transferability"]
     attack: AttackSpec
+    among_source_fooled: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_later_default(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # added after models were stored: left out at its default, earlier keys stay as they were
+        data = handler(self)
+        if data.get("among_source_fooled") is False:
+            del data["among_source_fooled"]
+        return data
 
 
 MetricSpec = Annotated[Union[CleanMetric, RobustMetric, DiversityMetric, TransferabilityMetric],

@@ -4,6 +4,8 @@ is known exactly."""
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -80,7 +82,7 @@ def test_transfer_matrix_known_values():
                             index=["A", "B", "C"], columns=["A", "B", "C"])
     pd.testing.assert_frame_equal(df, expected, check_names=False)
     assert df.index.name == "source" and df.columns.name == "target"
-    assert df.attrs == {"n_images": 15, "n_total": 20}
+    assert df.attrs == {"n_images": 15, "n_total": 20, "n_fooled": {"A": 15, "B": 15, "C": 15}}
 
 
 def test_transfer_matrix_list_names_and_source_fooled_rule():
@@ -103,6 +105,20 @@ def test_transfer_matrix_half_successful_attack():
 
     df = transfer_matrix({"A": A, "C": C}, x, y, label_one_only, batch_size=3)
     assert df.loc["A", "A"] == 0.5 and df.loc["A", "C"] == 0.5 and df.loc["C", "A"] == 0.5
+    # DVERGE's reading: of the examples that fooled their source, every one fools the other model
+    among = transfer_matrix({"A": A, "C": C}, x, y, label_one_only, among_source_fooled=True)
+    assert among.loc["A", "C"] == 1.0 and among.loc["C", "A"] == 1.0
+    assert among.loc["A", "A"] == 0.5 and among.attrs["n_fooled"] == {"A": 4, "C": 4}  # diagonal: success rate
+
+
+def test_among_source_fooled_leaves_a_never_fooled_source_undefined():
+    x, y = images(12)
+    decoy = Reader([1.0], attacked=[1])  # its own attack never fools it
+    among = transfer_matrix([decoy, B], x, y, flip, among_source_fooled=True)
+    assert math.isnan(among.loc["model 0", "model 1"]) and among.attrs["n_fooled"]["model 0"] == 0
+    assert among.loc["model 1", "model 0"] == 0.0 and among.loc["model 1", "model 1"] == 1.0
+    with pytest.raises(ValueError, match="among_source_fooled"):
+        transfer_matrix([decoy, B], x, y, flip, among_source_fooled="yes")
 
 
 def test_transfer_matrix_errors():

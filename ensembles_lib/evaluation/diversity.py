@@ -158,8 +158,10 @@ def ensemble_diversity(members, x: torch.Tensor, y: torch.Tensor, **kwargs) -> f
 
 
 def within_transferability(members, x: torch.Tensor, y: torch.Tensor, attack: Callable,
-                           batch_size: int = 512) -> float:
+                           batch_size: int = 512, among_source_fooled: bool = False) -> float:
     """Mean off-diagonal of `transfer_matrix(members, x, y, attack)`: the fraction of adversarial
-    images crafted on one member that fool another, averaged over ordered pairs, in [0, 1].
-    Images are those all members classify correctly (transfer_matrix's rule)."""
-    return off_diagonal_mean(transfer_matrix(members, x, y, attack, batch_size=batch_size))
+    images crafted on one member that fool another (with among_source_fooled: of those that fool
+    the member they were crafted on), averaged over ordered pairs, in [0, 1]. Images are those all
+    members classify correctly (transfer_matrix's rule)."""
+    return off_diagonal_mean(transfer_matrix(members, x, y, attack, batch_size=batch_size,
+                                             among_source_fooled=among_source_fooled))

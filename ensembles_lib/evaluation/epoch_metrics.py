@@ -41,13 +41,16 @@ def diversity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     return {"diversity": ensemble_diversity(members, x, y, eps=eps, steps=steps, step=step, seed=seed)}
 
 
-def transferability(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: dict) -> dict:
+def transferability(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: dict,
+                    among_source_fooled: bool = False) -> dict:
     """{"transferability": mean off-diagonal transfer rate between the Ensemble's members (DVERGE
-    Fig. 2)} under `attack` (an attack spec), on the images every member gets right (NaN if none)."""
+    Fig. 2)} under `attack` (an attack spec), on the images every member gets right (NaN if none);
+    among_source_fooled counts only the examples that fool their own source (`transfer_matrix`)."""
     members = list(members_of(model, "the 'transferability' metric"))
     if not correct_by_all(members, x, y).any():
         return {"transferability": float("nan")}
-    return {"transferability": within_transferability(members, x, y, attack_spec(attack).run)}
+    return {"transferability": within_transferability(members, x, y, attack_spec(attack).run,
+                                                      among_source_fooled=among_source_fooled)}
 
 
 EPOCH_METRICS = {"clean": clean, "robust": robust, "diversity": diversity, "transferability": transferability}

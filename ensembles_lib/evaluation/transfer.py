@@ -38,15 +38,21 @@ def named_models(models) -> dict[str, nn.Module]:
 
 
 def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
-                    attack: Callable, batch_size: int = 512, require_source_fooled: bool = False) -> pd.DataFrame:
+                    attack: Callable, batch_size: int = 512, require_source_fooled: bool = False,
+                    among_source_fooled: bool = False) -> pd.DataFrame:
     """DataFrame M with M.loc[source, target] = fraction of the adversarial images generated on
     `source` (from the images every model gets right) that `target` misclassifies, in [0, 1].
 
     models: dict name -> model, or a list or nn.ModuleList (named "model 0", ...). attack:
     `attack(model, x, y) -> x_adv`, run on batches of `batch_size`. `M.attrs["n_images"]` is the
     number of images used, `M.attrs["n_total"]` the number given. With require_source_fooled,
-    an image counts for a target only if it also fools its source (TREND's definition). ValueError
-    if no image is classified correctly by every model. Used by the TREND and DVERGE chapters.
+    an image counts for a target only if it also fools its source (TREND's definition). With
+    among_source_fooled, an off-diagonal cell is the fraction of the images that fool the source
+    which also fool the target (NaN where the source is never fooled), so a white-box attack that
+    failed on its own source does not count as "no transfer" (DVERGE Fig. 3's reading); the
+    diagonal stays the source's own success rate, and `M.attrs["n_fooled"]` holds, per source, how
+    many images fooled it. ValueError if no image is classified correctly by every model. Used by
+    the TREND and DVERGE chapters.
     """
     named = named_models(models)
     check_inputs(x, y)
@@ -54,6 +60,7 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
     check_bool(require_source_fooled, "require_source_fooled")
+    check_bool(among_source_fooled, "among_source_fooled")
     keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for model in named.values():
         keep &= correct(model, x, y, batch_size)
@@ -62,15 +69,22 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     x_kept, y_kept = x[keep], y.to(x.device)[keep]
     names = list(named)
     table = pd.DataFrame(0.0, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
+    n_fooled = {}
     for source in names:
         x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
                            for i in range(0, len(x_kept), batch_size)])
         source_fooled = ~correct(named[source], x_adv, y_kept, batch_size)
+        n_fooled[source] = int(source_fooled.sum().item())
         for target in names:
             fooled = ~correct(named[target], x_adv, y_kept, batch_size)
+            if among_source_fooled and target != source:
+                table.loc[source, target] = (fooled[source_fooled].float().mean().item() if n_fooled[source]
+                                             else float("nan"))
+                continue
             if require_source_fooled:
                 fooled &= source_fooled
             table.loc[source, target] = fooled.float().mean().item()
+    table.attrs["n_fooled"] = n_fooled
     table.attrs["n_images"] = int(keep.sum().item())
     table.attrs["n_total"] = len(x)
     return table
