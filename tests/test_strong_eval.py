@@ -17,8 +17,10 @@ import torch.nn as nn
 
 from ensembles_lib.attacks import AttackArgumentError, apgd, apgd_targeted, pgd
 from ensembles_lib.data import get
-from ensembles_lib.evaluation import (DEFAULT_SUITE, SUITE_NAMES, accuracy, converged, steps_convergence,
-                                      strong_accuracy, strong_correct, suite)
+from ensembles_lib.evaluation import (DEFAULT_SUITE, SUITE_NAMES, accuracy, attack_check, converged,
+                                      cumulative_accuracy, gradient_worst, steps_convergence, strong_accuracy,
+                                      strong_correct, suite)
+from ensembles_lib.evaluation.strong import MASKING, NOT_CONVERGED, SOUND, SUITE_MISSES
 
 EPS = 0.05  # digits (17 grey levels): the plain MLP keeps part of its accuracy, so the suite has room to differ
 # the suite at test size: fewer steps, targets and queries than DEFAULT_SUITE, the same five attacks
@@ -256,3 +258,40 @@ def test_converged():
         converged({10: 0.5}, tol=0.01)
     with pytest.raises(ValueError, match="tol"):
         converged({10: 0.5, 20: 0.5}, tol=0)
+
+
+# ---- the chapters' readings: per attack added, gradient attacks only, the attack check ------------
+
+def test_cumulative_accuracy_falls_attack_by_attack_to_the_worst_case(plain_masks):
+    row = cumulative_accuracy(plain_masks, SMALL)
+    assert list(row) == ["clean", "PGD-10 (2 restarts)", "+ APGD-CE-20", "+ APGD-DLR-20", "+ APGD-T-20 (3 targets)",
+                         "+ Square (200 queries)"]
+    values = list(row.values())
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(strong_accuracy(plain_masks)["worst"])
+    assert values[1] == pytest.approx(strong_accuracy(plain_masks)["pgd"])  # the first attack ran on every image
+    with pytest.raises(ValueError, match="square"):
+        cumulative_accuracy({k: v for k, v in plain_masks.items() if k != "square"}, SMALL)
+
+
+def test_attack_check_flags_masking_non_convergence_and_a_missing_attack(masked, plain, plain_masks, data):
+    _, _, x, y = data
+    gradient = gradient_worst(plain_masks, SMALL)
+    assert torch.equal(gradient & plain_masks["square"], plain_masks["worst"])
+    w = strong_accuracy(plain_masks)["worst"]
+    flat = {10: w, 20: w}  # a CW-PGD curve that settled on the suite's own figure
+    row = attack_check(plain_masks["worst"], gradient, plain_masks["clean"], flat)
+    assert row["verdict"] == SOUND and row["converged"] and row["longest run"] == w
+    assert attack_check(plain_masks["worst"], gradient, plain_masks["clean"], {10: w + 0.1, 20: w})["verdict"] == \
+        NOT_CONVERGED
+    low = {10: 0.0, 20: 0.0}  # a long CW-PGD that leaves nothing: the suite missed images it should have found
+    expected = SUITE_MISSES if row["worst case"] > 0.02 else SOUND
+    assert attack_check(plain_masks["worst"], gradient, plain_masks["clean"], low)["verdict"] == expected
+    # the rounding model: gradient attacks see nothing, Square alone finds far more
+    grad_only = suite(("pgd", {"steps": 10, "restarts": 2}))
+    masks = strong_correct(masked, x, y, eps=2 * EPS, attacks=grad_only)
+    square_alone = strong_correct(masked, x, y, eps=2 * EPS, attacks=[("square", {"n_queries": 300})])["square"]
+    check = attack_check(masks["worst"], gradient_worst(masks, grad_only), square_alone, flat)
+    assert check["verdict"] == MASKING and check["Square alone"] < check["gradient attacks"] - 0.1
+    with pytest.raises(ValueError, match="same images"):
+        attack_check(masks["worst"], masks["worst"][:5], square_alone, flat)

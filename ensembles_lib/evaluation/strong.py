@@ -263,3 +263,61 @@ def converged(curve: dict[int, float], tol: float) -> bool:
         raise ValueError(f"tol must be a number in (0, 1] (accuracy units), got {tol!r}")
     last, before = sorted(curve)[-1], sorted(curve)[-2]
     return abs(curve[last] - curve[before]) < tol
+
+
+def cumulative_accuracy(masks: dict[str, torch.Tensor], chosen: Suite) -> dict[str, float]:
+    """Accuracy in [0, 1] as the attacks of `chosen` are added in its order, from `strong_correct`'s
+    masks: {"clean": ..., "<first attack>": ..., "+ <next attack>": ..., ...}; the last entry is the
+    worst case. With survivors_only (the default) this is the only exact per-attack reading: each
+    entry says what that attack found beyond the earlier ones. Used by the robustness tables."""
+    missing = [name for name in ("clean", *chosen.names) if name not in masks]
+    if missing:
+        raise ValueError(f"masks lack {', '.join(missing)}: pass the masks strong_correct made with this suite")
+    ok = masks["clean"].clone()
+    row = {"clean": ok.float().mean().item()}
+    for i, entry in enumerate(chosen.attacks):
+        ok &= masks[entry.name]
+        row[("+ " if i else "") + entry.describe()] = ok.float().mean().item()
+    return row
+
+
+def gradient_worst(masks: dict[str, torch.Tensor], chosen: Suite) -> torch.Tensor:
+    """Per image (bool), correct under every gradient attack of `chosen` (all but Square): the
+    figure a gradient-free attack is compared with to look for masked gradients."""
+    ok = masks["clean"].clone()
+    for name in chosen.names:
+        if name != "square":
+            ok &= masks[name]
+    return ok
+
+
+# Verdicts of `attack_check`, in the order it tests them
+MASKING, NOT_CONVERGED, SUITE_MISSES, SOUND = ("Square finds more: gradients may be masked",
+                                               "still falling at the longest run",
+                                               "the long CW-PGD beats the suite", "converged, no sign of masking")
+
+
+def attack_check(worst: torch.Tensor, gradient: torch.Tensor, square_alone: torch.Tensor, curve: dict[int, float],
+                 tol: float = 0.02) -> dict[str, Any]:
+    """One row of a chapter's attack-strength table at one budget: the suite's worst case, the
+    gradient attacks' worst case, Square alone (a gradient-free upper bound), the steps-convergence
+    curve's last point and whether it converged, and a verdict (accuracies in [0, 1]; `tol` in
+    accuracy units, 0.02 = two points):
+
+    - MASKING when Square alone leaves fewer images than all gradient attacks together, by more
+      than tol (Carlini et al. 2019: a gradient-free attack should not beat gradient ones);
+    - NOT_CONVERGED when the curve's last two points differ by tol or more;
+    - SUITE_MISSES when the curve's last point is below the suite's worst case by more than tol;
+    - SOUND otherwise.
+    """
+    if not (worst.shape == gradient.shape == square_alone.shape):
+        raise ValueError(f"worst, gradient and square_alone must be masks over the same images, got shapes "
+                         f"{tuple(worst.shape)}, {tuple(gradient.shape)}, {tuple(square_alone.shape)}")
+    acc = {"worst case": worst.float().mean().item(), "gradient attacks": gradient.float().mean().item(),
+           "Square alone": square_alone.float().mean().item()}
+    longest = max(curve)
+    settled = converged(curve, tol)
+    verdict = (MASKING if acc["Square alone"] < acc["gradient attacks"] - tol else
+               NOT_CONVERGED if not settled else
+               SUITE_MISSES if curve[longest] < acc["worst case"] - tol else SOUND)
+    return {**acc, "longest run": curve[longest], "converged": settled, "verdict": verdict}
