@@ -197,3 +197,8 @@ CLAIMS = (
                Paired("white box DVERGE+AdvT", "white box AdvT", below=0.0)),
               labels=("clean gain", "black-box gain", "white-box loss at the largest eps"))),
 )
+
+# Declared before the run: the attack-strength check (evaluation.attack_check) flags a model when
+# Square alone beats the gradient attacks, the CW-PGD curve's last two points, or its longest run
+# and the suite's worst case, differ by more than this (accuracy units: two points)
+ATTACK_TOL = 0.02
