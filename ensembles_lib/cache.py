@@ -221,22 +221,42 @@ def history(spec, *, progress: bool = True, device: str | torch.device | None = 
 # --------------------------------------------------------------------------- adversarial examples
 
 
-def _stored_examples(st: Store, k: str, spec: AdversarialExamples, device: torch.device):
+def _stored_data(st: Store, k: str, spec, held: str, device: torch.device, check):
+    """`check(loaded)` of the file `held` of the verified entry k made for `spec`, or None when
+    there is none; a damaged entry (bad hash, another spec, `check` raising CorruptArtifact) is
+    reported and discarded, never returned."""
     try:
         meta = st.load(k)
         if meta is None:
             return None
-        if meta.get("spec") != spec.canonical() or EXAMPLES_FILE not in meta["files"]:
-            raise CorruptArtifact(f"{META_FILE} describes another spec, or lacks {EXAMPLES_FILE}")
-        stored = torch.load(st.folder(k) / EXAMPLES_FILE, map_location=device, weights_only=True)
+        if meta.get("spec") != spec.canonical() or held not in meta["files"]:
+            raise CorruptArtifact(f"{META_FILE} describes another spec, or lacks {held}")
+        return check(torch.load(st.folder(k) / held, map_location=device, weights_only=True))
+    except (CorruptArtifact, KeyError, TypeError, AttributeError) as err:
+        warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); recomputing it", stacklevel=3)
+        st.discard(k, held, META_FILE)
+        return None
+
+
+def _sources_key(prefix: str, spec, backend: str) -> str:
+    """The key of a spec computed from trained `spec.sources` on `spec.data`: it hashes the spec,
+    the training code's version, the sources' keys and the images' fingerprint."""
+    images = get(spec.data.name, spec.data.split)
+    if spec.data.n > len(images):
+        raise SpecError(f"{spec.kind}['data']['n']: {spec.data.split} of {spec.data.name} has {len(images)} "
+                        f"images, fewer than n={spec.data.n}")
+    keys = [_checked(source, backend)[1] for source in spec.sources]
+    return prefix + _digest({"spec": spec.canonical(), "training_version": TRAINING_VERSION, "sources": keys,
+                             "data": images.fingerprint()})
+
+
+def _examples_of(spec: AdversarialExamples):
+    def check(stored):
         x_adv, y = stored["x_adv"], stored["y"]
         if len(x_adv) != spec.data.n or len(y) != len(x_adv):
             raise CorruptArtifact(f"{EXAMPLES_FILE} holds {len(x_adv)} images, not {spec.data.n}")
         return x_adv, y
-    except (CorruptArtifact, KeyError, TypeError) as err:
-        warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); recomputing it", stacklevel=3)
-        st.discard(k, EXAMPLES_FILE, META_FILE)
-        return None
+    return check
 
 
 def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_size: int = 500,
@@ -258,18 +278,12 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
     """
     spec = adversarial_examples({"sources": source if isinstance(source, list) else [source], "combine": combine,
                                  "attack": attack, "data": data, "batch_size": batch_size})
-    images = get(spec.data.name, spec.data.split)
-    if spec.data.n > len(images):
-        raise SpecError(f"adversarial['data']['n']: {spec.data.split} of {spec.data.name} has {len(images)} "
-                        f"images, fewer than n={spec.data.n}")
-    keys = [_checked(source, backend)[1] for source in spec.sources]
-    k = "adv-" + _digest({"spec": spec.canonical(), "training_version": TRAINING_VERSION, "sources": keys,
-                          "data": images.fingerprint()})
+    k = _sources_key("adv-", spec, backend)
     device = _default_device() if device is None else torch.device(device)
     members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
     st = store()
     with st.lock(k):
-        stored = _stored_examples(st, k, spec, device)
+        stored = _stored_data(st, k, spec, EXAMPLES_FILE, device, _examples_of(spec))
         if stored is not None:
             return stored
         began = time.perf_counter()
@@ -288,14 +302,8 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
 # --------------------------------------------------------------------------- strong evaluation
 
 
-def _stored_masks(st: Store, k: str, spec: StrongEvaluation, device: torch.device) -> dict | None:
-    try:
-        meta = st.load(k)
-        if meta is None:
-            return None
-        if meta.get("spec") != spec.canonical() or MASKS_FILE not in meta["files"]:
-            raise CorruptArtifact(f"{META_FILE} describes another spec, or lacks {MASKS_FILE}")
-        masks = torch.load(st.folder(k) / MASKS_FILE, map_location=device, weights_only=True)
+def _masks_of(spec: StrongEvaluation):
+    def check(masks):
         names = [RESULTS[0], *(a["name"] for a in spec.attacks), RESULTS[1]]
         if not isinstance(masks, dict) or list(masks) != names:
             raise CorruptArtifact(f"{MASKS_FILE} holds {list(masks) if isinstance(masks, dict) else masks!r}, "
@@ -303,10 +311,7 @@ def _stored_masks(st: Store, k: str, spec: StrongEvaluation, device: torch.devic
         if any(m.dtype != torch.bool or m.shape != (spec.data.n,) for m in masks.values()):
             raise CorruptArtifact(f"{MASKS_FILE} holds masks that are not {spec.data.n} booleans")
         return masks
-    except (CorruptArtifact, KeyError, TypeError, AttributeError) as err:
-        warnings.warn(f"cache: artifact {st.folder(k)} is damaged ({err}); recomputing it", stacklevel=3)
-        st.discard(k, MASKS_FILE, META_FILE)
-        return None
+    return check
 
 
 def strong(source, attacks, data: dict, eps: float, *, combine: str = "logit", seed: int = 0,
@@ -326,18 +331,12 @@ def strong(source, attacks, data: dict, eps: float, *, combine: str = "logit", s
     spec = strong_evaluation({"sources": source if isinstance(source, list) else [source], "combine": combine,
                               "attacks": chosen.canonical(), "data": data, "eps": eps, "seed": seed,
                               "batch_size": batch_size})
-    images = get(spec.data.name, spec.data.split)
-    if spec.data.n > len(images):
-        raise SpecError(f"strong['data']['n']: {spec.data.split} of {spec.data.name} has {len(images)} "
-                        f"images, fewer than n={spec.data.n}")
-    keys = [_checked(source, backend)[1] for source in spec.sources]
-    k = "strong-" + _digest({"spec": spec.canonical(), "training_version": TRAINING_VERSION, "sources": keys,
-                             "data": images.fingerprint()})
+    k = _sources_key("strong-", spec, backend)
     device = _default_device() if device is None else torch.device(device)
     members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
     st = store()
     with st.lock(k):
-        stored = _stored_masks(st, k, spec, device)
+        stored = _stored_data(st, k, spec, MASKS_FILE, device, _masks_of(spec))
         if stored is not None:
             return stored
         began = time.perf_counter()
