@@ -10,6 +10,7 @@ see their random start, while Square's +-eps squares cross the rounding threshol
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -293,5 +294,10 @@ def test_attack_check_flags_masking_non_convergence_and_a_missing_attack(masked,
     square_alone = strong_correct(masked, x, y, eps=2 * EPS, attacks=[("square", {"n_queries": 300})])["square"]
     check = attack_check(masks["worst"], gradient_worst(masks, grad_only), square_alone, flat)
     assert check["verdict"] == MASKING and check["Square alone"] < check["gradient attacks"] - 0.1
+    # Square run last in the suite, finding what the gradient attacks missed, is the same warning
+    both = suite(("pgd", {"steps": 10, "restarts": 2}), ("square", {"n_queries": 300}))
+    in_suite = strong_correct(masked, x, y, eps=2 * EPS, attacks=both)
+    assert attack_check(in_suite["worst"], gradient_worst(in_suite, both), None, flat)["verdict"] == MASKING
+    assert math.isnan(attack_check(plain_masks["worst"], gradient, None, flat)["Square alone"])
     with pytest.raises(ValueError, match="same images"):
         attack_check(masks["worst"], masks["worst"][:5], square_alone, flat)
