@@ -1,6 +1,6 @@
 """Where an executed chapter spent its wall time: per section of the notebook, the seconds spent
-training models, making stored adversarial examples, and everything else (evaluation, the attacks
-run in place, plotting).
+training models, making stored adversarial examples, running the stored strong white-box suites
+(`cache.strong`), and everything else (evaluation, the attacks run in place, plotting).
 
 Reads the papermill notebook of one run (each code cell's start and end time) and the artifact
 store of the data root that run used (each trained model's and example set's `created` time and
@@ -50,7 +50,7 @@ def cells(notebook: Path) -> list[dict]:
 
 
 def artifacts() -> list[dict]:
-    """Every finished artifact of the data root: kind (model or examples), created, wall_time_s."""
+    """Every finished artifact of the data root: kind (model, examples or strong), created, wall_time_s."""
     from ensembles_lib import cache
 
     rows = []
@@ -59,27 +59,29 @@ def artifacts() -> list[dict]:
         if entry["status"] != "ok" or not isinstance(meta, dict) or not isinstance(meta.get("wall_time_s"), (int, float)):
             continue
         spec = meta.get("spec") or {}
-        rows.append({"kind": "examples" if spec.get("kind") == "adversarial" else "model",
+        kind = {"adversarial": "examples", "strong": "strong"}.get(spec.get("kind"), "model")
+        rows.append({"kind": kind,
                      "created": _when(meta.get("created")), "seconds": float(meta["wall_time_s"])})
     return rows
 
 
 def split(notebook: Path) -> list[dict]:
-    """One row a section, in notebook order: seconds in all, training, stored examples, the rest."""
+    """One row a section, in notebook order: seconds in all, training, stored examples, strong
+    suites, the rest."""
     sections: dict[str, dict] = {}
     timed = cells(notebook)
     for cell in timed:
         sections.setdefault(cell["section"], {"section": cell["section"], "seconds": 0.0, "training": 0.0,
-                                              "examples": 0.0})["seconds"] += cell["seconds"]
+                                              "examples": 0.0, "strong": 0.0})["seconds"] += cell["seconds"]
     for art in artifacts():
         # `created` has whole seconds: the cell whose span, widened by a second, holds it
         owner = next((c for c in timed if c["start"] and c["end"] and art["created"]
                       and (c["start"].timestamp() - 1) <= art["created"].timestamp() <= (c["end"].timestamp() + 1)), None)
         if owner is not None:
-            sections[owner["section"]]["training" if art["kind"] == "model" else "examples"] += art["seconds"]
+            sections[owner["section"]]["training" if art["kind"] == "model" else art["kind"]] += art["seconds"]
     rows = list(sections.values())
     for row in rows:
-        row["rest"] = max(0.0, row["seconds"] - row["training"] - row["examples"])
+        row["rest"] = max(0.0, row["seconds"] - row["training"] - row["examples"] - row["strong"])
     return rows
 
 
@@ -92,13 +94,13 @@ def main(argv=None) -> int:
     if args.data_root is not None:
         os.environ["ENSEMBLES_DATA_DIR"] = str(args.data_root)
     rows = split(args.notebook)
-    total = {key: sum(r[key] for r in rows) for key in ("seconds", "training", "examples", "rest")}
+    total = {key: sum(r[key] for r in rows) for key in ("seconds", "training", "examples", "strong", "rest")}
     print(f"{args.notebook}: {total['seconds']:.0f} s in code cells")
-    print(f"{'section':<58} {'total s':>8} {'training':>9} {'examples':>9} {'rest':>7}")
+    print(f"{'section':<58} {'total s':>8} {'training':>9} {'examples':>9} {'strong':>7} {'rest':>7}")
     for row in rows + [{"section": "all", **total}]:
         if row["seconds"] >= 0.5:
             print(f"{row['section'][:58]:<58} {row['seconds']:8.1f} {row['training']:9.1f} {row['examples']:9.1f} "
-                  f"{row['rest']:7.1f}")
+                  f"{row['strong']:7.1f} {row['rest']:7.1f}")
     return 0
 
 
