@@ -250,6 +250,29 @@ def _sources_key(prefix: str, spec, backend: str) -> str:
                              "data": images.fingerprint()})
 
 
+def _computed_once(prefix: str, spec, held: str, check, compute, device, progress: bool, backend: str):
+    """What `compute(model, x, y) -> (result, saved, extra meta)` gives on the trained `spec.sources`
+    (one model, or Ensemble(sources, spec.combine)) and the images `spec.data`, computed once under
+    the key's lock and stored as `held`; later calls return `check` of the stored file."""
+    k = _sources_key(prefix, spec, backend)
+    device = _default_device() if device is None else torch.device(device)
+    members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
+    st = store()
+    with st.lock(k):
+        stored = _stored_data(st, k, spec, held, device, check)
+        if stored is not None:
+            return stored
+        began = time.perf_counter()
+        model = members[0] if len(members) == 1 else Ensemble(members, combine=spec.combine).to(device).eval()
+        x, y = head(spec.data.name, spec.data.split, spec.data.n, device)
+        result, saved, extra = compute(model, x, y)
+        meta = {"key": k, "spec": spec.canonical(), "n_images": len(x), "wall_time_s": time.perf_counter() - began,
+                **extra, "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "versions": {"torch": torch.__version__, "ensembles_lib": __version__}}
+        st.commit(k, {held: partial(torch.save, saved)}, meta)
+    return result
+
+
 def _examples_of(spec: AdversarialExamples):
     def check(stored):
         x_adv, y = stored["x_adv"], stored["y"]
@@ -278,25 +301,13 @@ def adversarial(source, attack, data: dict, *, combine: str = "logit", batch_siz
     """
     spec = adversarial_examples({"sources": source if isinstance(source, list) else [source], "combine": combine,
                                  "attack": attack, "data": data, "batch_size": batch_size})
-    k = _sources_key("adv-", spec, backend)
-    device = _default_device() if device is None else torch.device(device)
-    members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
-    st = store()
-    with st.lock(k):
-        stored = _stored_data(st, k, spec, EXAMPLES_FILE, device, _examples_of(spec))
-        if stored is not None:
-            return stored
-        began = time.perf_counter()
-        model = members[0] if len(members) == 1 else Ensemble(members, combine=spec.combine).to(device).eval()
-        x, y = head(spec.data.name, spec.data.split, spec.data.n, device)
+
+    def make(model, x, y):
         x_adv = torch.cat([spec.attack.run(model, x[i:i + batch_size], y[i:i + batch_size])
                            for i in range(0, len(x), batch_size)])
-        examples = {"x_adv": x_adv.detach().cpu(), "y": y.cpu()}
-        meta = {"key": k, "spec": spec.canonical(), "n_images": len(x_adv), "wall_time_s": time.perf_counter() - began,
-                "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "versions": {"torch": torch.__version__, "ensembles_lib": __version__}}
-        st.commit(k, {EXAMPLES_FILE: partial(torch.save, examples)}, meta)
-    return x_adv, y
+        return (x_adv, y), {"x_adv": x_adv.detach().cpu(), "y": y.cpu()}, {}
+
+    return _computed_once("adv-", spec, EXAMPLES_FILE, _examples_of(spec), make, device, progress, backend)
 
 
 # --------------------------------------------------------------------------- strong evaluation
@@ -331,24 +342,13 @@ def strong(source, attacks, data: dict, eps: float, *, combine: str = "logit", s
     spec = strong_evaluation({"sources": source if isinstance(source, list) else [source], "combine": combine,
                               "attacks": chosen.canonical(), "data": data, "eps": eps, "seed": seed,
                               "batch_size": batch_size})
-    k = _sources_key("strong-", spec, backend)
-    device = _default_device() if device is None else torch.device(device)
-    members = [trained(s, progress=progress, device=device, backend=backend) for s in spec.sources]
-    st = store()
-    with st.lock(k):
-        stored = _stored_data(st, k, spec, MASKS_FILE, device, _masks_of(spec))
-        if stored is not None:
-            return stored
-        began = time.perf_counter()
-        model = members[0] if len(members) == 1 else Ensemble(members, combine=spec.combine).to(device).eval()
-        x, y = head(spec.data.name, spec.data.split, spec.data.n, device)
+
+    def evaluate(model, x, y):
         masks = strong_correct(model, x, y, eps=spec.eps, attacks=chosen, seed=spec.seed, batch_size=spec.batch_size)
-        meta = {"key": k, "spec": spec.canonical(), "n_images": len(x), "wall_time_s": time.perf_counter() - began,
-                "accuracy": {name: mask.float().mean().item() for name, mask in masks.items()},
-                "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "versions": {"torch": torch.__version__, "ensembles_lib": __version__}}
-        st.commit(k, {MASKS_FILE: partial(torch.save, {n: m.cpu() for n, m in masks.items()})}, meta)
-    return masks
+        accuracy = {name: mask.float().mean().item() for name, mask in masks.items()}
+        return masks, {n: m.cpu() for n, m in masks.items()}, {"accuracy": accuracy}
+
+    return _computed_once("strong-", spec, MASKS_FILE, _masks_of(spec), evaluate, device, progress, backend)
 
 
 # --------------------------------------------------------------------------- the CLI's view

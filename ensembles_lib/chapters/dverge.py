@@ -30,6 +30,7 @@ at 0.1 (0.170 against 0.190) and the other ensembles within half a point.
 from ..claims import All, Claim, Paired, Point, Ratio
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
+from .common import suite_params
 
 EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel units
 
@@ -118,13 +119,7 @@ PARAMETERS = (
           minimum=1, maximum=1000),
     Param("whitebox_restarts", "int", {"smoke": 1, "cpu": 2, "gpu": 5, "paper": 5},
           "PGD random starts of the white-box evaluation", minimum=1, maximum=20),
-    Param("suite_steps", "int", {"smoke": 10, "cpu": 50, "gpu": 100, "paper": 100},
-          "iterations of APGD-CE, APGD-DLR and APGD-T in the white-box suite (AutoAttack: 100)", minimum=1,
-          maximum=1000),
-    Param("suite_targets", "int", {"smoke": 2, "cpu": 2, "gpu": 9, "paper": 9},
-          "target classes of targeted APGD in the white-box suite (AutoAttack: 9 on CIFAR-10)", minimum=1, maximum=99),
-    Param("square_queries", "int", {"smoke": 100, "cpu": 500, "gpu": 5000, "paper": 5000},
-          "queries an image of the gradient-free Square attack (AutoAttack: 5000)", minimum=1, maximum=100000),
+    *suite_params(cpu=(50, 2, 500), smoke=(10, 2, 100)),
     Param("convergence_max", "int", {"smoke": 20, "cpu": 50, "gpu": 200, "paper": 500},
           "the longest CW-loss PGD of the steps-convergence check (10, 20, 50, ... up to this)", minimum=20,
           maximum=5000),

@@ -32,6 +32,7 @@ APGD-50, 2 targets and Square 500, and lost 1 point more, 0.493 against 0.503).
 from ..claims import All, Claim, Every, Paired, Threshold
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
+from .common import suite_params
 
 EPS_8 = round(8 / 255, 4)  # SiN's CIFAR-10 budget, 8/255 in pixel units
 STEP_2 = round(2 / 255, 4)  # Madry et al.'s CIFAR-10 IFGSM-7 step, which SiN follows
@@ -87,13 +88,7 @@ PARAMETERS = (
     Param("appendix_steps", "int", {"smoke": 5, "cpu": 20, "gpu": 100, "paper": 200},
           "PGD steps of the Appendix A attacks (CW margin; SiN: until accuracy stops falling)",
           minimum=1, maximum=5000),
-    Param("suite_steps", "int", {"smoke": 10, "cpu": 25, "gpu": 100, "paper": 100},
-          "iterations of APGD-CE, APGD-DLR and APGD-T in the white-box suite (AutoAttack: 100)", minimum=1,
-          maximum=1000),
-    Param("suite_targets", "int", {"smoke": 1, "cpu": 1, "gpu": 9, "paper": 9},
-          "target classes of targeted APGD in the white-box suite (AutoAttack: 9 on CIFAR-10)", minimum=1, maximum=99),
-    Param("square_queries", "int", {"smoke": 100, "cpu": 300, "gpu": 5000, "paper": 5000},
-          "queries an image of the gradient-free Square attack (AutoAttack: 5000)", minimum=1, maximum=100000),
+    *suite_params(cpu=(25, 1, 300), smoke=(10, 1, 100)),
     Param("n_eval", "int", {"smoke": 100, "cpu": 300, "gpu": 2000, "paper": 10000},
           "test images evaluated and attacked (the first n_eval of the test split)", minimum=10, maximum=10000),
     Param("n_epoch_eval", "int", {"smoke": 50, "cpu": 200, "gpu": 1000, "paper": 1000},
