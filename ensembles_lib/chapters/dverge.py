@@ -30,7 +30,7 @@ at 0.1 (0.170 against 0.190) and the other ensembles within half a point.
 from ..claims import All, Claim, Paired, Point, Ratio
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
-from .common import suite_params
+from ._common import suite_params
 
 EPS_8 = round(8 / 255, 4)  # the papers' CIFAR-10 test budget, 0.0314 in pixel units
 

@@ -32,7 +32,7 @@ APGD-50, 2 targets and Square 500, and lost 1 point more, 0.493 against 0.503).
 from ..claims import All, Claim, Every, Paired, Threshold
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
-from .common import suite_params
+from ._common import suite_params
 
 EPS_8 = round(8 / 255, 4)  # SiN's CIFAR-10 budget, 8/255 in pixel units
 STEP_2 = round(2 / 255, 4)  # Madry et al.'s CIFAR-10 IFGSM-7 step, which SiN follows
