@@ -3,11 +3,17 @@
 `suite_params(cpu=..., smoke=...)`: the white-box suite's sizes (`evaluation.strong`), as the
 DVERGE and Strength in Numbers chapters declare them: APGD iterations, targeted-APGD target
 classes and Square queries; gpu and paper take AutoAttack's published 100, 9 and 5000.
+`ATTACK_TOL`: the tolerance of both chapters' attack-strength checks.
 """
 
 from __future__ import annotations
 
 from ..profiles import Param
+
+# Declared before the runs: the attack-strength check (evaluation.attack_check) flags a model when
+# Square beats the gradient attacks, or the convergence curve's last two points, or its longest run
+# and the suite's worst case, differ by more than this (accuracy units: two points)
+ATTACK_TOL = 0.02
 
 AUTOATTACK_SIZES = (100, 9, 5000)  # APGD iterations, APGD-T targets (CIFAR-10), Square queries
 
