@@ -37,6 +37,37 @@ def named_models(models) -> dict[str, nn.Module]:
     return named
 
 
+def transfer_fooled(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                    attack: Callable, batch_size: int = 512) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Per image, which targets each source's adversarial version fools: (names, keep, fooled).
+
+    keep: bool (N,), the images every model classifies correctly (the only ones attacked);
+    fooled: bool (S, S, n_kept), fooled[s, t, i] = the adversarial version of kept image i made
+    on source s is misclassified by target t (so fooled[s, s] is the white-box success). TREND's
+    "transferred" is fooled[s, t] & fooled[s, s]. ValueError if no image is kept. Used by
+    `transfer_matrix` and by the TREND chapter's paired claims and transferability curves.
+    """
+    named = named_models(models)
+    check_inputs(x, y)
+    batch_size = check_int(batch_size, "batch_size")
+    if not callable(attack):
+        raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
+    keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    for model in named.values():
+        keep &= correct(model, x, y, batch_size)
+    if not keep.any():
+        raise ValueError(f"no image of the {len(x)} given is classified correctly by every model; use more images")
+    x_kept, y_kept = x[keep], y.to(x.device)[keep]
+    names = list(named)
+    fooled = torch.zeros(len(names), len(names), len(x_kept), dtype=torch.bool, device=x.device)
+    for s, source in enumerate(names):
+        x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
+                           for i in range(0, len(x_kept), batch_size)])
+        for t, target in enumerate(names):
+            fooled[s, t] = ~correct(named[target], x_adv, y_kept, batch_size)
+    return names, keep, fooled
+
+
 def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
                     attack: Callable, batch_size: int = 512, require_source_fooled: bool = False,
                     among_source_fooled: bool = False) -> pd.DataFrame:
@@ -54,36 +85,21 @@ def transfer_matrix(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     many images fooled it. ValueError if no image is classified correctly by every model. Used by
     the TREND and DVERGE chapters.
     """
-    named = named_models(models)
-    check_inputs(x, y)
-    batch_size = check_int(batch_size, "batch_size")
-    if not callable(attack):
-        raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
     check_bool(require_source_fooled, "require_source_fooled")
     check_bool(among_source_fooled, "among_source_fooled")
-    keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for model in named.values():
-        keep &= correct(model, x, y, batch_size)
-    if not keep.any():
-        raise ValueError(f"no image of the {len(x)} given is classified correctly by every model; use more images")
-    x_kept, y_kept = x[keep], y.to(x.device)[keep]
-    names = list(named)
+    names, keep, fooled = transfer_fooled(models, x, y, attack, batch_size)
     table = pd.DataFrame(0.0, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
     n_fooled = {}
-    for source in names:
-        x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
-                           for i in range(0, len(x_kept), batch_size)])
-        source_fooled = ~correct(named[source], x_adv, y_kept, batch_size)
+    for s, source in enumerate(names):
+        source_fooled = fooled[s, s]
         n_fooled[source] = int(source_fooled.sum().item())
-        for target in names:
-            fooled = ~correct(named[target], x_adv, y_kept, batch_size)
-            if among_source_fooled and target != source:
-                table.loc[source, target] = (fooled[source_fooled].float().mean().item() if n_fooled[source]
+        for t, target in enumerate(names):
+            if among_source_fooled and t != s:
+                table.loc[source, target] = (fooled[s, t][source_fooled].float().mean().item() if n_fooled[source]
                                              else float("nan"))
                 continue
-            if require_source_fooled:
-                fooled &= source_fooled
-            table.loc[source, target] = fooled.float().mean().item()
+            hit = fooled[s, t] & source_fooled if require_source_fooled else fooled[s, t]
+            table.loc[source, target] = hit.float().mean().item()
     table.attrs["n_fooled"] = n_fooled
     table.attrs["n_images"] = int(keep.sum().item())
     table.attrs["n_total"] = len(x)
