@@ -34,7 +34,9 @@ from .fields import SEED_MAX
 
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 PROFILE_CHOICES = ("auto",) + PROFILES
-KINDS = ("int", "float", "str", "bool", "floats")
+KINDS = ("int", "float", "str", "bool", "floats", "ints", "strs")
+# list kinds and the kind of each element
+LIST_KINDS = {"floats": "float", "ints": "int", "strs": "str"}
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 # Chapters derive seeds from their `seed` parameter as seed + k: member k, DVERGE's surrogates
@@ -87,9 +89,11 @@ def check_minutes(minutes: Mapping[str, Any] | None, chapter: str = "chapter") -
 class Param:
     """One chapter parameter: its name, kind, default per profile, what it accepts and means.
 
-    kind: "int", "float", "str", "bool" or "floats" (a tuple of floats, e.g. an eps grid).
+    kind: "int", "float", "str", "bool", or a list kind: "floats" (a tuple of floats, e.g. an eps
+    grid), "ints" (e.g. bit widths) or "strs" (e.g. architecture names), written "a,b,c" on the command line.
     default: one value for every profile, or a dict profile -> value covering all of PROFILES.
-    minimum / maximum bound numbers (every element for "floats"); choices lists allowed strings.
+    minimum / maximum bound numbers (every element of a list); choices lists allowed strings (of
+    every element for "strs").
     meaning: one line, shown by `ensembles list` and as the comment in the notebook's cell.
     retrains: True when a changed value changes a trained model (it enters a training spec), so a
     rerun with it trains anew instead of reusing the cache; `ensembles list` says so.
@@ -114,9 +118,9 @@ class Param:
             raise ValueError(f"{self.name}: meaning must be one non-empty line without '=', got {self.meaning!r}")
         if not isinstance(self.retrains, bool):
             raise ValueError(f"{self.name}: retrains must be True or False, got {self.retrains!r}")
-        if self.choices is not None and self.kind != "str":
-            raise ValueError(f"{self.name}: choices apply to kind 'str' only, got kind {self.kind!r}")
-        if (self.minimum is not None or self.maximum is not None) and self.kind not in ("int", "float", "floats"):
+        if self.choices is not None and self.kind not in ("str", "strs"):
+            raise ValueError(f"{self.name}: choices apply to kinds 'str' and 'strs' only, got kind {self.kind!r}")
+        if (self.minimum is not None or self.maximum is not None) and self.kind not in ("int", "float", "floats", "ints"):
             raise ValueError(f"{self.name}: minimum/maximum apply to numbers only, got kind {self.kind!r}")
         if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
@@ -130,10 +134,11 @@ class Param:
     def allowed(self) -> str:
         """What the parameter accepts, in words (for error messages and `ensembles list`)."""
         if self.choices is not None:
-            return "one of " + ", ".join(map(repr, self.choices))
+            return ("a list, each one of " if self.kind == "strs" else "one of ") + ", ".join(map(repr, self.choices))
         if self.kind == "bool":
             return "True or False"
-        what = {"int": "an int", "float": "a number", "floats": "a list of numbers", "str": "a string"}[self.kind]
+        what = {"int": "an int", "float": "a number", "floats": "a list of numbers", "ints": "a list of ints",
+                "str": "a string", "strs": "a list of strings"}[self.kind]
         low, high = self.minimum, self.maximum
         if low is not None and high is not None:
             return f"{what} in [{low}, {high}]"
@@ -144,14 +149,14 @@ class Param:
         return ValueError(f"parameter {self.name} must be {self.allowed()}, got {value!r}")
 
     def check(self, value):
-        """`value` in the parameter's kind (ints accepted for floats; any sequence of numbers for
-        "floats", returned as a tuple), or ValueError naming the parameter and what it accepts."""
-        if self.kind != "floats":
+        """`value` in the parameter's kind (ints accepted for floats; any sequence of elements for a
+        list kind, returned as a tuple), or ValueError naming the parameter and what it accepts."""
+        if self.kind not in LIST_KINDS:
             return self._scalar(value, self.kind, shown=value)
         items = () if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__") else tuple(value)
         if not items:
             raise self._fail(value)
-        return tuple(self._scalar(v, "float", shown=value) for v in items)
+        return tuple(self._scalar(v, LIST_KINDS[self.kind], shown=value) for v in items)
 
     def _scalar(self, value, kind: str, shown):
         """One value of `kind` within the bounds and choices; `shown` is what the error quotes."""
@@ -180,9 +185,11 @@ class Param:
             return words.lower() in TRUE_WORDS
         if self.kind == "str":
             return self.check(words)
-        convert = int if self.kind == "int" else float
+        if self.kind == "strs":
+            return self.check([w.strip() for w in words.strip("()[]").split(",") if w.strip()])
+        convert = int if self.kind in ("int", "ints") else float
         try:
-            if self.kind == "floats":
+            if self.kind in LIST_KINDS:
                 value = [convert(w) for w in words.strip("()[]").split(",") if w.strip()]
             else:
                 value = convert(words)

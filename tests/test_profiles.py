@@ -138,7 +138,7 @@ def test_a_declaration_is_checked_when_made():
         Param("n", "int", 1, "two\nlines")
     with pytest.raises(ValueError, match="meaning must be one non-empty line without '='"):
         Param("n", "int", 1, "steps (n = 7 in the paper)")  # papermill could not read its line
-    with pytest.raises(ValueError, match="choices apply to kind 'str' only"):
+    with pytest.raises(ValueError, match="choices apply to kinds 'str' and 'strs' only"):
         Param("n", "int", 1, "count", choices=(1, 2))
     with pytest.raises(ValueError, match="minimum/maximum apply to numbers only"):
         Param("s", "str", "a", "a name", minimum=0)
@@ -277,3 +277,18 @@ def test_overrides_are_checked_before_the_profile_is_resolved(monkeypatch):
         resolve("tour", "auto", epochs=-3)
     with pytest.raises(ValueError, match="profile must be one of"):
         resolve("tour", "fast", epochs=3)
+
+
+def test_list_kinds_parse_check_and_name_the_parameter():
+    bits = Param("bits", "ints", (1, 2), "bit widths", minimum=1, maximum=16)
+    names = Param("archs", "strs", ("a",), "architectures", choices=("a", "b"))
+    assert bits.parse("1, 4,8") == (1, 4, 8) and names.parse("b,a") == ("b", "a")
+    assert names.check(["a"]) == ("a",)
+    with pytest.raises(ValueError, match="parameter bits must be a list of ints in \\[1, 16\\]"):
+        bits.parse("1,32")
+    with pytest.raises(ValueError, match="parameter bits"):
+        bits.check([1.5])
+    with pytest.raises(ValueError, match="parameter archs must be a list, each one of 'a', 'b'"):
+        names.parse("a,c")
+    with pytest.raises(ValueError, match="parameter archs"):
+        names.check("a")  # a bare string is not a list
