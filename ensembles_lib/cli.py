@@ -164,10 +164,10 @@ def params_command(chapter: str, write: bool) -> int:
 
 
 def _shown(value) -> str:
-    """A default as `ensembles list` shows it; a grid of more than four numbers is shortened."""
+    """A default as `ensembles list` shows it; a list of more than four items is shortened."""
     if not isinstance(value, tuple):
         return str(value)
-    numbers = [f"{v:g}" for v in value]
+    numbers = [f"{v:g}" if isinstance(v, float) else str(v) for v in value]
     return ",".join(numbers) if len(numbers) <= 4 else f"{numbers[0]},{numbers[1]},…,{numbers[-1]} ({len(numbers)})"
 
 

@@ -113,3 +113,27 @@ def test_transfer_curves_on_threshold_models():
     assert curves.n_images == 6
     with pytest.raises(ValueError, match="distinct"):
         transfer_curves(models, x, y, attack_at, [0.1, 0.1])
+
+
+def test_expected_correct_averages_a_voting_ensembles_tie_breaks():
+    from ensembles_lib import Ensemble
+    from ensembles_lib.evaluation import expected_correct
+
+    class Fixed(nn.Module):
+        def __init__(self, cls):
+            super().__init__()
+            self.cls = cls
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((len(x),), self.cls), 3).float()
+
+    x, y = torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.long)
+    tie = Ensemble([Fixed(0), Fixed(1)], combine="vote")  # every image a tie between classes 0 and 1
+    share = expected_correct(tie, x, y, draws=400)
+    assert share.shape == (4,) and torch.allclose(share, torch.full((4,), 0.5), atol=0.08)
+    assert torch.equal(expected_correct(tie, x, y, draws=50, seed=3), expected_correct(tie, x, y, draws=50, seed=3))
+    majority = Ensemble([Fixed(0), Fixed(0), Fixed(1)], combine="vote")
+    assert expected_correct(majority, x, y, draws=5).tolist() == [1.0] * 4
+    assert expected_correct(Fixed(1), x, y, draws=5).tolist() == [0.0] * 4  # no generator: one draw
+    with pytest.raises(ValueError, match="draws"):
+        expected_correct(tie, x, y, draws=0)

@@ -6,7 +6,7 @@ and y (int64); attacks are callables `attack(model, x, y) -> x_adv` with their b
 Nothing here reads the cache: what needs both (the black-box protocol) is `ensembles_lib.blackbox`.
 """
 
-from .accuracy import accuracy, correct, predict
+from .accuracy import accuracy, correct, correct_by_all, expected_correct, predict
 from .blackbox import all_or_nothing, has_residual_members, transfer_attacks
 from .diversity import diversity_matrix, ensemble_diversity, member_table, off_diagonal_mean, within_transferability
 from .regions import DecisionGrid, decision_grid
@@ -16,7 +16,7 @@ from .strong import (DEFAULT_SUITE, SUITE_NAMES, Suite, SuiteAttack, attack_chec
 from .transfer import named_models, transfer_matrix
 
 __all__ = ["DEFAULT_SUITE", "DecisionGrid", "SUITE_NAMES", "Suite", "SuiteAttack", "accuracy", "accuracy_by_steps",
-           "attack_check", "cumulative_accuracy", "gradient_worst",
+           "attack_check", "correct_by_all", "cumulative_accuracy", "expected_correct", "gradient_worst",
            "all_or_nothing", "converged", "correct", "correct_by_steps", "decision_grid", "diversity_matrix",
            "ensemble_diversity", "has_residual_members", "member_table", "named_models", "off_diagonal_mean",
            "predict", "robust_accuracy", "steps_convergence", "strong_accuracy", "strong_correct", "suite",

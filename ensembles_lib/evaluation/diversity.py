@@ -36,7 +36,7 @@ from torch import nn
 from ..attacks import distill
 from ..checks import check_inputs, check_int
 from ..models import feature_layers
-from .accuracy import correct
+from .accuracy import correct, correct_by_all  # noqa: F401 (correct_by_all: also imported from here)
 from .transfer import named_models, transfer_matrix
 
 
@@ -48,14 +48,6 @@ def source_pairing(n: int, generator: torch.Generator) -> torch.Tensor:
     src = torch.empty(n, dtype=torch.long)
     src[order] = order.roll(-1)  # each image's source is the next one along the random cycle
     return src
-
-
-def correct_by_all(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Boolean (N,) mask of the images every model classifies correctly (the paper's evaluation set)."""
-    keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for model in models:
-        keep &= correct(model, x, y, batch_size)
-    return keep
 
 
 def member_table(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, needed: int,

@@ -16,7 +16,8 @@ from ..attacks.specs import attack_spec
 from ..ensembles import members_of
 from ..specs import Spec
 from .accuracy import accuracy
-from .diversity import correct_by_all, ensemble_diversity, within_transferability
+from .accuracy import correct_by_all
+from .diversity import ensemble_diversity, within_transferability
 
 
 def clean(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:

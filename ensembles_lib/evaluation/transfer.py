@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..checks import check_inputs, check_bool, check_int
-from .accuracy import correct
+from .accuracy import correct, correct_by_all
 
 
 def named_models(models) -> dict[str, nn.Module]:
@@ -52,9 +52,7 @@ def transfer_fooled(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
-    keep = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for model in named.values():
-        keep &= correct(model, x, y, batch_size)
+    keep = correct_by_all(list(named.values()), x, y, batch_size)
     if not keep.any():
         raise ValueError(f"no image of the {len(x)} given is classified correctly by every model; use more images")
     x_kept, y_kept = x[keep], y.to(x.device)[keep]
