@@ -137,3 +137,15 @@ def test_expected_correct_averages_a_voting_ensembles_tie_breaks():
     assert expected_correct(Fixed(1), x, y, draws=5).tolist() == [0.0] * 4  # no generator: one draw
     with pytest.raises(ValueError, match="draws"):
         expected_correct(tie, x, y, draws=0)
+
+
+def test_matrix_and_pair_share_read_the_transferred_images():
+    curves = _curves()
+    m = curves.matrix(0.1)
+    assert m.loc["A", "B"] == pytest.approx(1 / 4) and m.loc["B", "B"] == 1.0 and m.attrs["n_images"] == 4
+    share = curves.pair_share(0.1, [("A", "B"), ("B", "A")])
+    assert share.tolist() == [0.5, 0.0, 0.0, 0.5]  # A->B on image 0, B->A on image 3
+    with pytest.raises(ValueError, match="not among"):
+        curves.pair_share(0.1, [("A", "C")])
+    with pytest.raises(ValueError, match="at least one"):
+        curves.pair_share(0.1, [])

@@ -23,7 +23,6 @@ the 45,000 other images (the "fit" split) and keep the last epoch.
 from ..claims import All, Claim, Paired, Point
 from ..data.catalog import NAMES
 from ..profiles import CHAPTER_SEED_MAX, Param
-from ._common import suite_params
 
 EPS_8 = round(8 / 255, 4)  # the paper's CIFAR-10 budget, 0.0314 in pixel units
 
@@ -110,7 +109,9 @@ PARAMETERS = (
     Param("tie_draws", "int", {"smoke": 4, "cpu": 8, "gpu": 16, "paper": 16},
           "tie-break draws a voting ensemble's accuracy is averaged over (EOT over its randomness)", minimum=1,
           maximum=256),
-    *suite_params(cpu=(20, 1, 500), smoke=(5, 1, 50))[2:],
+    Param("square_queries", "int", {"smoke": 50, "cpu": 300, "gpu": 5000, "paper": 5000},
+          "queries an image of the gradient-free Square attack on the vote (AutoAttack: 5000)", minimum=1,
+          maximum=100000),
     Param("seed", "int", 0, "seed of the first copy of the base and of every other member (copy k: seed + k) and of "
           "the attacks", minimum=0, maximum=CHAPTER_SEED_MAX, retrains=True),
 )

@@ -117,6 +117,24 @@ class TransferCurves:
         source_fooled = self.fooled.diagonal(dim1=1, dim2=2).permute(0, 2, 1).unsqueeze(2)  # (E, S, 1, n)
         return (self.fooled & source_fooled).sum(-1).cpu().numpy()
 
+    def matrix(self, eps: float) -> pd.DataFrame:
+        """f_st(eps) / n: the share of the images that transfer from each source to each target (TREND's
+        confusion matrices, Fig. 1-2; the diagonal is the source's white-box success), attrs n_images."""
+        table = _square(self.counts()[self.index(eps)] / self.n_images, self.names)
+        table.attrs["n_images"] = self.n_images
+        return table
+
+    def pair_share(self, eps: float, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
+        """float (n,): per image, the share of the (source, target) `pairs` it transfers between at
+        `eps` (TREND's transfer), the per-image score of the chapter's paired claims."""
+        if not pairs:
+            raise ValueError("pairs must hold at least one (source, target) pair")
+        unknown = sorted({m for pair in pairs for m in pair} - set(self.names))
+        if unknown:
+            raise ValueError(f"pairs name models {unknown} not among {list(self.names)}")
+        transferred = self.transferred(eps)
+        return torch.stack([transferred[self.names.index(s), self.names.index(t)] for s, t in pairs]).float().mean(0)
+
     def frame(self) -> pd.DataFrame:
         """The counts as a table: one row per budget, one column per (source, target)."""
         counts = self.counts()
