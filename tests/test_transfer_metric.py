@@ -149,3 +149,17 @@ def test_matrix_and_pair_share_read_the_transferred_images():
         curves.pair_share(0.1, [("A", "C")])
     with pytest.raises(ValueError, match="at least one"):
         curves.pair_share(0.1, [])
+
+
+def test_curves_with_no_image_right_for_every_model_are_empty_not_an_error():
+    x, y = torch.full((3, 1, 2, 2), 0.4), torch.zeros(3, dtype=torch.long)
+    models = {"right": _Threshold(0.45), "wrong": _Threshold(0.1)}  # "wrong" calls every image class 1
+    calls = []
+
+    def attack_at(eps):
+        return lambda model, xb, yb: calls.append(1) or xb
+
+    curves = transfer_curves(models, x, y, attack_at, [0.1, 0.2])
+    assert curves.n_images == 0 and not calls  # nothing attacked
+    assert curves.counts().tolist() == [[[0, 0], [0, 0]]] * 2
+    assert curves.matrix(0.1).isna().all().all() and curves.measured_tm(0.1).isna().all().all()

@@ -38,13 +38,15 @@ def named_models(models) -> dict[str, nn.Module]:
 
 
 def transfer_fooled(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
-                    attack: Callable, batch_size: int = 512) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+                    attack: Callable, batch_size: int = 512,
+                    allow_empty: bool = False) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Per image, which targets each source's adversarial version fools: (names, keep, fooled).
 
     keep: bool (N,), the images every model classifies correctly (the only ones attacked);
     fooled: bool (S, S, n_kept), fooled[s, t, i] = the adversarial version of kept image i made
     on source s is misclassified by target t (so fooled[s, s] is the white-box success). TREND's
-    "transferred" is fooled[s, t] & fooled[s, s]. ValueError if no image is kept. Used by
+    "transferred" is fooled[s, t] & fooled[s, s]. ValueError if no image is kept, unless
+    allow_empty (then fooled has no images and nothing is attacked). Used by
     `transfer_matrix` and by the TREND chapter's paired claims and transferability curves.
     """
     named = named_models(models)
@@ -52,13 +54,14 @@ def transfer_fooled(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
     batch_size = check_int(batch_size, "batch_size")
     if not callable(attack):
         raise ValueError("attack must be callable attack(model, x, y) -> x_adv")
+    check_bool(allow_empty, "allow_empty")
     keep = correct_by_all(list(named.values()), x, y, batch_size)
-    if not keep.any():
+    if not keep.any() and not allow_empty:
         raise ValueError(f"no image of the {len(x)} given is classified correctly by every model; use more images")
     x_kept, y_kept = x[keep], y.to(x.device)[keep]
     names = list(named)
     fooled = torch.zeros(len(names), len(names), len(x_kept), dtype=torch.bool, device=x.device)
-    for s, source in enumerate(names):
+    for s, source in enumerate(names if len(x_kept) else []):
         x_adv = torch.cat([attack(named[source], x_kept[i:i + batch_size], y_kept[i:i + batch_size])
                            for i in range(0, len(x_kept), batch_size)])
         for t, target in enumerate(names):

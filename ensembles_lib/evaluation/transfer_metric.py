@@ -120,7 +120,8 @@ class TransferCurves:
     def matrix(self, eps: float) -> pd.DataFrame:
         """f_st(eps) / n: the share of the images that transfer from each source to each target (TREND's
         confusion matrices, Fig. 1-2; the diagonal is the source's white-box success), attrs n_images."""
-        table = _square(self.counts()[self.index(eps)] / self.n_images, self.names)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table = _square(self.counts()[self.index(eps)] / self.n_images, self.names)
         table.attrs["n_images"] = self.n_images
         return table
 
@@ -172,11 +173,13 @@ def transfer_curves(models: dict[str, nn.Module] | Sequence[nn.Module], x: torch
                     batch_size: int = 512) -> TransferCurves:
     """TransferCurves of `models` at every budget of `eps`: `attack_at(e)` returns the attack
     `attack(model, x, y) -> x_adv` at budget e. The images are those of (x, y) every model
-    classifies correctly, the same at every budget. ValueError for an empty or repeated budget list."""
+    classifies correctly, the same at every budget; when there is none (members that barely learned),
+    the curves hold no image (`n_images` 0: counts 0, shares and TM NaN) rather than failing, so a
+    chapter can report its claims undecided. ValueError for an empty or repeated budget list."""
     eps = tuple(float(e) for e in eps)
     if not eps or len(set(eps)) != len(eps) or min(eps) < 0:
         raise ValueError(f"eps must be distinct budgets >= 0, at least one, got {list(eps)}")
-    results = [transfer_fooled(models, x, y, attack_at(e), batch_size) for e in eps]
+    results = [transfer_fooled(models, x, y, attack_at(e), batch_size, allow_empty=True) for e in eps]
     return TransferCurves(tuple(results[0][0]), eps, torch.stack([fooled for _, _, fooled in results]))
 
 
