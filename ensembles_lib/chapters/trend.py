@@ -40,7 +40,8 @@ def family(architecture: str) -> str:
     return "VGG" if architecture.startswith("vgg") else "plain"
 
 
-# measured (`ensembles run trend`, empty data root, 2 idle cores, 2026-12-06): cpu 496 s, of which training 130 s,
+# measured (`ensembles run trend`, empty data root, 2 idle cores, 2026-12-06): cpu 496 s and 516 s in two runs, of
+# which training 130 s,
 # the transfer curves of the input-quantised members 157 s and the ensemble attacks 154 s (bench/chapter_time.py)
 MINUTES = {"smoke": 1, "cpu": 9, "gpu": None, "paper": None}
 
