@@ -3,7 +3,7 @@
 Every rule returns (N, C) scores whose argmax is the ensemble's prediction, so attacks and
 metrics treat an ensemble like any model. Used by every chapter: DVERGE averages
 probabilities ("prob"), Strength in Numbers ensembles logits ("logit"), TREND votes ("vote"),
-CLM answers each query with a random member ("random").
+CLM answers each query with a random member ("random" per forward call, "dispatch" per image).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-COMBINES = ("prob", "logit", "vote", "random")
+COMBINES = ("prob", "logit", "vote", "random", "dispatch")
 
 
 def members_of(model: nn.Module, user: str) -> nn.ModuleList:
@@ -45,8 +45,12 @@ class Ensemble(nn.Module):
                the vote itself has no useful gradient.
       "random" the logits of one member drawn uniformly per forward call (one query), as CLM
                answers each query with a random sub-model; `last_member` records the draw.
+      "dispatch" the logits of one member drawn uniformly per image: each image of a batch is its own
+               query (CLM's dispatcher under a batched attack or evaluation); `last_members`
+               records the (N,) draws. Its gradient is the drawn member's, so an attack's EOT
+               (eot_samples) averages over the dispatch.
 
-    Randomness ("vote" ties, "random") comes from the ensemble's own torch.Generator, seeded by
+    Randomness ("vote" ties, "random", "dispatch") comes from the ensemble's own torch.Generator, seeded by
     `seed` (a fresh nondeterministic seed when None); `manual_seed` reseeds it. The global RNG
     is never touched.
     """
@@ -66,6 +70,7 @@ class Ensemble(nn.Module):
         self.generator = torch.Generator()
         self.manual_seed(seed)
         self.last_member: int | None = None
+        self.last_members: torch.Tensor | None = None
 
     def manual_seed(self, seed: int | None) -> None:
         """Reseed the ensemble's generator (a nondeterministic seed when `seed` is None)."""
@@ -88,6 +93,11 @@ class Ensemble(nn.Module):
             return self.members[self.last_member](x)
         return self.combine_logits(self.member_logits(x))
 
+    def _dispatch(self, logits: torch.Tensor) -> torch.Tensor:
+        draws = torch.randint(len(logits), (logits.shape[1],), generator=self.generator).to(logits.device)
+        self.last_members = draws
+        return logits[draws, torch.arange(logits.shape[1], device=logits.device)]
+
     def combine_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The ensemble's (N, C) scores from its members' (M, N, C) logits by its combine rule, as
         forward would return them; for strategies that already hold every member's logits (ADP,
@@ -95,6 +105,8 @@ class Ensemble(nn.Module):
         if self.combine == "random":
             self.last_member = int(torch.randint(len(logits), (1,), generator=self.generator))
             return logits[self.last_member]
+        if self.combine == "dispatch":
+            return self._dispatch(logits)
         if self.combine == "logit":
             return logits.mean(0)
         if self.combine == "prob":

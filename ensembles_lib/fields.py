@@ -35,6 +35,7 @@ Count = Annotated[int, Field(ge=1)]
 Unit = Annotated[float, Field(ge=0, le=1)]
 PositiveUnit = Annotated[float, Field(gt=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 # strict: a bool is not a count and a string is not a number; NaN and inf are refused.

@@ -33,7 +33,7 @@ from .data.catalog import SPLITS, check_name
 from .data.dataset import DataError, ImageDataset
 from .ensembles import COMBINES, Ensemble
 from .models import registry
-from .fields import STRICT, ArgumentError, Budget, Count, NonNegative, Seed, StepSize, explain
+from .fields import STRICT, ArgumentError, Budget, Count, NonNegative, Positive, Seed, StepSize, explain
 
 # the hold-out of the fit/val splits: a count of images, or a fraction of the training split
 HoldOut = Union[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, lt=1)]]
@@ -246,12 +246,27 @@ class GALSpec(Spec):
     coefficient: NonNegative = 0.5
 
 
-StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec], Field(discriminator="name")]
+class CounterLinkedSpec(Spec):
+    """A population of submodels, each on its own loss, with CLM's periodic similarity examination
+    (training.CounterLinked; CLM Sec. 2, Algorithm 1, Eq. 4-5): every `period` steps each submodel's
+    counter-linked first-layer weights within `delta` of a random other submodel's move by `alpha`.
+    attack: each submodel trains on its own adversarial examples of it (CLM-Adv); None: clean."""
+
+    name: Literal["counter_linked"] = "counter_linked"
+    alpha: Positive
+    delta: Positive
+    period: Count = 10
+    attack: AttackSpec | None = None
+    seed: Seed = 0
+
+
+StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec],
+                         Field(discriminator="name")]
 STRATEGY_NAMES = tuple(get_args(m.model_fields["name"].annotation)[0]
-                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec))
+                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec))
 
 
-def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec:
+def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec | CounterLinkedSpec:
     """`value` (a dict naming a strategy, or a strategy spec) validated; SpecError naming each bad field."""
     if isinstance(value, BaseModel):
         return value

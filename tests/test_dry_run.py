@@ -7,7 +7,7 @@ surrogates), ensemble sizes (3, 5, 8), combine rules, schedules (SiN's multistep
 augmentation, budgets and methods. Shrunk: training images, epochs, test and history images,
 attack, restart and curve steps, the white-box suite's iterations, targets and queries, DVERGE's accuracy-vs-eps grid (3 of its 8 budgets, the
 largest kept: each budget costs 24 black-box attacks), TREND's transfer curves (6 budgets) and ensemble budgets (2
-of 4, the largest and the transfer budget kept). One exception, because it cannot run on
+of 4, the largest and the transfer budget kept), and the counter-linked populations (2 submodels of the 10). One exception, because it cannot run on
 CPU at all: SiN's `paper` networks (WRN-28-10, and WRN-28-15 for DoubleAdv) keep their depth 28
 but are narrowed to widen factors 2 and 3 (the paper's 2:3 ratio); a WRN-28-10 adversarial step
 costs seconds an image on two cores.
@@ -46,6 +46,9 @@ SHRINK = {
                "eps_grid": (0.0, 0.03, 0.07)},
     "trend": {"train_size": 256, "epochs": 1, "transfer_steps": 1, "n_eval": 16, "tm_points": 6, "ensemble_steps": 1,
               "n_ensemble": 16, "tie_draws": 2, "square_queries": 10, "ensemble_eps": (0.0314, 0.0627)},
+    "counter_linked": {"population": 2, "train_size": 256, "epochs": 1, "clm_epochs": 1, "adv_train_size": 128,
+                       "adv_steps": 1, "attack_steps": 1, "eot_samples": 1, "autoattack_steps": 1,
+                       "autoattack_targets": 1, "square_queries": 5, "n_eval": 16, "n_saliency": 8},
 }
 # the only non-size overrides: SiN's paper WRN-28-10 / WRN-28-15 narrowed (depth kept; see above)
 NARROWED = {("strength_in_numbers", "paper"): {"widen": 2, "double_widen": 3}}
@@ -56,7 +59,9 @@ SIZE_PARAMETERS = {"train_size", "epochs", "dverge_epochs", "n_eval", "n_epoch_e
                    "train_steps", "curve_steps", "appendix_steps", "distill_steps", "advt_steps", "transfer_steps",
                    "transfer_restarts", "whitebox_steps", "whitebox_restarts", "blackbox_steps", "blackbox_restarts",
                    "eps_grid", "suite_steps", "suite_targets", "square_queries", "convergence_max", "tm_points",
-                   "ensemble_steps", "n_ensemble", "tie_draws", "ensemble_eps"}
+                   "ensemble_steps", "n_ensemble", "tie_draws", "ensemble_eps", "population", "clm_epochs",
+                   "adv_train_size", "adv_steps", "attack_steps", "eot_samples", "autoattack_steps",
+                   "autoattack_targets", "n_saliency"}
 
 CASES = [(chapter, profile) for chapter in sorted(SHRINK) for profile in ("gpu", "paper")]
 

@@ -4,7 +4,7 @@ seeded without disturbing the caller's global RNG. Used by the robustness tables
 SQ and CLM chapters and by the strong white-box suite (`evaluation.strong`).
 """
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -18,34 +18,47 @@ from ..fields import Budget, Count, PositiveUnit, Seed
 
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 AUTOATTACK_STEPS = 100  # Croce & Hein 2020 run APGD, APGD-T and FAB for 100 iterations
+AUTOATTACK_QUERIES = 5000  # and Square for 5000 queries
 
 
 def build_autoattack(model: nn.Module, *, eps: float, version: str = "standard", n_classes: int = 10,
-                     seed: int = 0) -> torchattacks.AutoAttack:
-    """torchattacks.AutoAttack with the official iteration counts.
+                     seed: int = 0, steps: int = AUTOATTACK_STEPS, n_queries: int = AUTOATTACK_QUERIES,
+                     n_targets: int | None = None) -> torchattacks.AutoAttack:
+    """torchattacks.AutoAttack with the official iteration counts, or smaller ones for a CPU run.
 
     torchattacks builds APGD, APGD-T and FAB with its default steps=10; the published AutoAttack
-    uses 100, so every such component is set to 100 (checked against torchattacks 3.5.1's
-    autoattack.py; Square already gets the official 5000 queries).
+    uses 100, so every such component is set to `steps` (default 100; checked against torchattacks
+    3.5.1's autoattack.py). Square gets `n_queries` (official: 5000); APGD-T and FAB-T attack
+    `n_targets` target classes (None: torchattacks' default, n_classes - 1 up to 9).
     """
     attack = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version=version, n_classes=n_classes, seed=seed)
     for component in attack._autoattack.attacks:
         if isinstance(component, (APGD, APGDT, FAB)):
-            component.steps = AUTOATTACK_STEPS
+            component.steps = steps
+        if n_targets is not None and hasattr(component, "n_target_classes"):
+            component.n_target_classes = min(n_targets, n_classes - 1)
+        if isinstance(component, torchattacks.Square):
+            component.n_queries = n_queries
     return attack
 
 
 # layout=False: torchattacks flattens images with .view, which a channels-last tensor refuses
 @attack(layout=False)
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Budget,
-               version: Literal[AUTOATTACK_VERSIONS] = "standard", seed: Seed = 0) -> torch.Tensor:
+               version: Literal[AUTOATTACK_VERSIONS] = "standard", steps: Count = AUTOATTACK_STEPS,
+               n_queries: Count = AUTOATTACK_QUERIES, n_targets: Optional[Count] = None,
+               seed: Seed = 0) -> torch.Tensor:
     """AutoAttack (Croce & Hein 2020) L-inf at budget eps; `version` "standard", "plus" or "rand".
 
-    The number of classes is read from the model's output. Returns x_adv, detached, in [0, 1].
+    steps, n_queries, n_targets: the iterations of APGD, APGD-T and FAB, Square's queries and the
+    targets of the targeted attacks; the defaults are the published ones (100, 5000, up to 9), and
+    smaller values give the reduced AutoAttack of a CPU run. The number of classes is read from the
+    model's output. Returns x_adv, detached, in [0, 1].
     """
     with torch.no_grad():
         n_classes = model(x[:1]).shape[1]
-    return build_autoattack(model, eps=eps, version=version, n_classes=n_classes, seed=seed)(x, y)
+    return build_autoattack(model, eps=eps, version=version, n_classes=n_classes, seed=seed, steps=steps,
+                            n_queries=n_queries, n_targets=n_targets)(x, y)
 
 
 @attack(layout=False)

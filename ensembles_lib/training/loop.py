@@ -67,7 +67,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
         `set_epoch(epoch)` it is called before each epoch, so the data order depends only on the
         epoch and a resumed run sees the same batches.
     strategy: an object with `loss(model, x, y) -> (loss, scores)`; default Standard(). If it has
-        `start_epoch(epoch)` (0-based) it is called before each epoch, after the loader's set_epoch.
+        `start_epoch(epoch)` (0-based) it is called before each epoch, after the loader's set_epoch; if
+        it has `after_step(model, step)` it is called after every optimiser step (step counts from 1).
     optimizer, lr, momentum, weight_decay, nesterov: "sgd" or "adam" (momentum is Adam's beta1).
     schedule: "multistep" (times `gamma` at each epoch in `milestones`), "cosine", "onecycle"
         or "constant"; the learning rate is set every step from the global step count.
@@ -89,6 +90,7 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
                                      weight_decay=weight_decay, nesterov=nesterov, schedule=schedule,
                                      milestones=milestones, gamma=gamma).milestones)
     strategy = Standard() if strategy is None else strategy
+    after_step = getattr(strategy, "after_step", None)
     if not hasattr(strategy, "loss"):
         raise ValueError(f"strategy must have a loss(model, x, y) method, got {strategy!r}")
     if eval_fn is not None and not callable(eval_fn):
@@ -144,6 +146,8 @@ def fit(model: nn.Module, train_loader: Iterable, *, epochs: int, strategy=None,
             loss.backward()
             opt.step()
             step += 1
+            if after_step is not None:
+                after_step(model, step)  # e.g. CLM's similarity examination: weights moved outside the gradient step
             loss_sum += loss.item() * len(y)
             correct += (scores.argmax(dim=1) == y).sum().item()
             seen += len(y)
