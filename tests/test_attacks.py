@@ -415,6 +415,14 @@ def test_autoattack_uses_the_official_iteration_counts(trained):
     assert components[1].n_target_classes == 9 and components[3].n_queries == 5000
 
 
+def test_autoattack_can_be_reduced_for_a_cpu_run(trained):
+    model, _, _ = trained
+    components = build_autoattack(model, eps=EPS, steps=7, n_queries=11, n_targets=2)._autoattack.attacks
+    assert [getattr(c, "steps", None) for c in components[:3]] == [7, 7, 7]
+    assert components[1].n_target_classes == 2 and components[2].n_target_classes == 2
+    assert components[3].n_queries == 11
+
+
 @pytest.mark.slow
 def test_autoattack_is_at_least_as_strong_as_pgd_and_keeps_the_contract(trained):
     model, x, y = trained
