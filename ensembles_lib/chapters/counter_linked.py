@@ -25,8 +25,9 @@ EPS_16 = round(16 / 255, 4)
 ATTACKS = ("FGSM", "PGD", "MI-FGSM", "PGD-EOT", "AutoAttack")  # the paper's Tables 2-5, in its order
 POPULATIONS = ("ULM", "CLM", "ULM-Adv", "CLM-Adv")
 
-# measured (`ensembles run counter_linked`, empty data root, 2 idle cores): see README
-MINUTES = {"smoke": 1, "cpu": 10, "gpu": None, "paper": None}
+# measured (`ensembles run counter_linked`, empty data root, 2 idle cores, 2026-12-06): cpu 462 s, of which training
+# 155 s, Tables 2-5 140 s and the adaptive attacks 157 s
+MINUTES = {"smoke": 1, "cpu": 8, "gpu": None, "paper": None}
 
 PARAMETERS = (
     Param("dataset", "str", {"smoke": "digits", "cpu": "fashion_mnist", "gpu": "cifar10", "paper": "cifar10"},
