@@ -51,7 +51,7 @@ def test_canonical_form_fills_every_default_and_ignores_spelled_out_ones():
     ({"model": {**MODEL, "name": "resnet99"}}, r"^spec.model: name must be one of .*small_cnn.*got 'resnet99'$"),
     ({"model": {**MODEL, "options": {"widht": 8}}}, r"^spec.model: options 'widht' unknown to small_cnn; it accepts .*width"),
     ({"model": {"ensemble": [MODEL], "combine": "median"}},
-     r"^spec.model.combine must be one of 'prob', 'logit', 'vote', 'random', got 'median'$"),
+     r"^spec.model.combine must be one of 'prob', 'logit', 'vote', 'random', 'dispatch', got 'median'$"),
     ({"model": {"ensemble": [{**MODEL, "widht": 8}], "combine": "prob"}},
      r"^spec.model.ensemble\[0\].widht is not a parameter of Architecture"),
     ({"strategy": {"name": "advers"}}, r"^spec.strategy: .*'advers'.*'standard', 'adversarial', 'dverge', 'adp', 'gal'"),
