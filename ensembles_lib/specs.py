@@ -260,13 +260,22 @@ class CounterLinkedSpec(Spec):
     seed: Seed = 0
 
 
-StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec],
+class SQSpec(Spec):
+    """Fine-tuning an SQ ensemble (training.SQTraining; SQ paper Eq. 7): the members' cross-entropy,
+    beta times I(X~; T~) and mu times the feature bin spacing. The model needs the `sq` option."""
+
+    name: Literal["sq"] = "sq"
+    beta: NonNegative = 0.0
+    mu: NonNegative = 0.0
+
+
+StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec],
                          Field(discriminator="name")]
 STRATEGY_NAMES = tuple(get_args(m.model_fields["name"].annotation)[0]
-                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec))
+                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec))
 
 
-def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec | CounterLinkedSpec:
+def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec | CounterLinkedSpec | SQSpec:
     """`value` (a dict naming a strategy, or a strategy spec) validated; SpecError naming each bad field."""
     if isinstance(value, BaseModel):
         return value
@@ -350,12 +359,13 @@ class EvalSpec(Spec):
 
 
 def _parameters_of(model: ModelSpec) -> Any:
-    """The model spec's dump without the activation options: two models with equal forms have the
-    same parameters, so one's weights can start the other (DVERGE's GAL fine-tunes leaky-ReLU
-    members from ReLU Baseline members at cpu)."""
+    """The model spec's dump without the options that add no parameter (activation, sq): two models
+    with equal forms have the same parameters, so one's weights can start the other (DVERGE's GAL
+    fine-tunes leaky-ReLU members from ReLU Baseline members at cpu; SQ ensembles fine-tune a
+    standard network)."""
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in registry.ACTIVATION_OPTIONS}
+            return {k: strip(v) for k, v in value.items() if k not in registry.PARAMETER_FREE_OPTIONS}
         return [strip(v) for v in value] if isinstance(value, list) else value
     return strip(model.model_dump(mode="json"))
 
@@ -389,7 +399,7 @@ class TrainingRun(Spec):
             if _parameters_of(init.model) != _parameters_of(target):
                 where = "init" if len(pairs) == 1 and not isinstance(self.init, list) else f"init[{i}]"
                 raise ValueError(f"{where} trains {init.model.describe()}, which does not match the model it "
-                                 f"initialises ({target.describe()}; only the activation may differ)")
+                                 f"initialises ({target.describe()}; only the activation and sq may differ)")
         return self
 
     def inits(self) -> list["TrainingRun"]:

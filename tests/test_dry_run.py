@@ -7,7 +7,9 @@ surrogates), ensemble sizes (3, 5, 8), combine rules, schedules (SiN's multistep
 augmentation, budgets and methods. Shrunk: training images, epochs, test and history images,
 attack, restart and curve steps, the white-box suite's iterations, targets and queries, DVERGE's accuracy-vs-eps grid (3 of its 8 budgets, the
 largest kept: each budget costs 24 black-box attacks), TREND's transfer curves (6 budgets) and ensemble budgets (2
-of 4, the largest and the transfer budget kept), and the counter-linked populations (2 submodels of the 10). One exception, because it cannot run on
+of 4, the largest and the transfer budget kept), the counter-linked populations (2 submodels of the 10), and the SQ
+networks' members (2 SQ samples of 16; the sample curve keeps 1 and the largest) and ablation grids (the smallest and
+largest alpha, the mu and beta grids without one point each). One exception, because it cannot run on
 CPU at all: SiN's `paper` networks (WRN-28-10, and WRN-28-15 for DoubleAdv) keep their depth 28
 but are narrowed to widen factors 2 and 3 (the paper's 2:3 ratio); a WRN-28-10 adversarial step
 costs seconds an image on two cores.
@@ -49,6 +51,10 @@ SHRINK = {
     "counter_linked": {"population": 2, "train_size": 256, "epochs": 1, "clm_epochs": 1, "adv_train_size": 128,
                        "adv_steps": 1, "attack_steps": 1, "eot_samples": 1, "autoattack_steps": 1,
                        "autoattack_targets": 1, "square_queries": 5, "n_eval": 16, "n_saliency": 8},
+    "sq_ensembles": {"train_size": 256, "epochs": 1, "ft_size": 256, "ft_epochs": 1, "train_samples": 2, "samples": 2,
+                     "sample_grid": (1, 32), "alphas": (1.0, 16.0), "mus": (0.0, 1.0, 5.0), "betas": (0.0, 10.0, 100.0),
+                     "fgm_eps": (0.1,), "pgd_eps": (0.0392,), "aip_eps": (0.1,), "attack_steps": 1, "square_queries": 5,
+                     "eot_draws": 1, "eval_draws": 1, "restarts": 1, "convergence_max": 2, "n_eval": 16, "n_small": 8},
 }
 # the only non-size overrides: SiN's paper WRN-28-10 / WRN-28-15 narrowed (depth kept; see above)
 NARROWED = {("strength_in_numbers", "paper"): {"widen": 2, "double_widen": 3}}
@@ -61,7 +67,9 @@ SIZE_PARAMETERS = {"train_size", "epochs", "dverge_epochs", "n_eval", "n_epoch_e
                    "eps_grid", "suite_steps", "suite_targets", "square_queries", "convergence_max", "tm_points",
                    "ensemble_steps", "n_ensemble", "tie_draws", "ensemble_eps", "population", "clm_epochs",
                    "adv_train_size", "adv_steps", "attack_steps", "eot_samples", "autoattack_steps",
-                   "autoattack_targets", "n_saliency"}
+                   "autoattack_targets", "n_saliency", "ft_size", "ft_epochs", "train_samples", "samples", "sample_grid",
+                   "alphas", "mus", "betas", "fgm_eps", "pgd_eps", "aip_eps", "eot_draws", "eval_draws", "restarts",
+                   "n_small"}
 
 CASES = [(chapter, profile) for chapter in sorted(SHRINK) for profile in ("gpu", "paper")]
 

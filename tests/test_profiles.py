@@ -199,7 +199,7 @@ def test_every_chapter_module_is_registered_explicitly():
     modules = sorted(m.name for m in pkgutil.iter_modules(chapters.__path__) if not m.name.startswith("_"))
     assert modules == chapters.names()
     assert all(chapters.chapter(name).params is getattr(chapters, name).PARAMETERS for name in modules)
-    with pytest.raises(ValueError, match=r"chapter must be one of 'counter_linked', 'dverge', 'strength_in_numbers', 'tour', 'trend', got 'tuor'"):
+    with pytest.raises(ValueError, match=r"chapter must be one of 'counter_linked', 'dverge', 'sq_ensembles', 'strength_in_numbers', 'tour', 'trend', got 'tuor'"):
         chapters.chapter("tuor")
 
 

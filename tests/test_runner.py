@@ -295,7 +295,7 @@ TORCH_PROBE = ("import sys\nfrom ensembles_lib.cli import main\nstatus = main(sy
     (["run", "tour", "-p", "epochs", "-3"], r"parameter epochs must be an int in [1, 1000], got -3"),
     (["run", "tour", "-p", "epsilon", "0.1"], r"tour has no parameter 'epsilon' (did you mean eps?)"),
     (["run", "tour", "-p", "seed", "99999999999999999999999"], r"parameter seed must be an int in [0, 4294957295]"),
-    (["run", "tuor"], r"chapter must be one of 'counter_linked', 'dverge', 'strength_in_numbers', 'tour', 'trend', got 'tuor'"),
+    (["run", "tuor"], r"chapter must be one of 'counter_linked', 'dverge', 'sq_ensembles', 'strength_in_numbers', 'tour', 'trend', got 'tuor'"),
     (["run", "tour", "--profile", "fast"], r"profile must be one of 'auto', 'smoke', 'cpu', 'gpu', 'paper'"),
 ])
 def test_usage_errors_are_one_line_with_exit_2_before_torch_is_imported(argv, message):

@@ -19,14 +19,14 @@ from types import ModuleType
 from typing import Any, Mapping
 
 from ..profiles import Chapter, Config, Param
-from . import counter_linked, dverge, strength_in_numbers, tour, trend
+from . import counter_linked, dverge, sq_ensembles, strength_in_numbers, tour, trend
 
 
 def _chapter(module: ModuleType) -> Chapter:
     return Chapter(module.__name__.rpartition(".")[2], module.PARAMETERS, minutes=module.MINUTES)
 
 
-CHAPTERS: dict[str, Chapter] = {c.name: c for c in map(_chapter, (counter_linked, dverge, strength_in_numbers, tour, trend))}
+CHAPTERS: dict[str, Chapter] = {c.name: c for c in map(_chapter, (counter_linked, dverge, sq_ensembles, strength_in_numbers, tour, trend))}
 
 
 def names() -> list[str]:

@@ -11,6 +11,8 @@ to every architecture and handled here:
 - activation ("relu" or "leaky_relu"), negative_slope (in (0, 1), default 0.01; leaky_relu only):
   every nn.ReLU becomes nn.LeakyReLU(negative_slope), with `leaky_relu_model` (see
   activation.py; GAL's members in the DVERGE chapter). Not with activation_bits: ValueError.
+- sq (None or a dict of `stochastic_quantize.SQOptions`): stochastic quantisation at the input
+  and features, `samples` members per forward (the SQ ensembles chapter); same state-dict keys.
 
 `with_defaults` fills in every option's default, and the model spec's canonical form (the cache
 key) is its result; options added after models were cached (`KEYED_WHEN_SET`) are left out while
@@ -31,6 +33,7 @@ from ..checks import check_int
 from .activation import DEFAULT_SLOPE, check_activation, leaky_relu_model
 from .normalize import Normalize
 from .quantize import check_quantize_options, quantize_model
+from .stochastic_quantize import check_sq_options, stochastic_quantize
 
 COMMON_OPTIONS: dict[str, Any] = {
     "mean": 0.5,
@@ -43,11 +46,14 @@ COMMON_OPTIONS: dict[str, Any] = {
     "input_range": "unit",
     "activation": "relu",
     "negative_slope": DEFAULT_SLOPE,
+    "sq": None,
 }
 ACTIVATION_OPTIONS = ("activation", "negative_slope")
+# options that add no parameter: a model with them takes another's weights (specs' `init`)
+PARAMETER_FREE_OPTIONS = (*ACTIVATION_OPTIONS, "sq")
 # added after models were cached: left out of the canonical spec while at their default, so the
 # cache keys of specs that do not set them are unchanged
-KEYED_WHEN_SET: dict[str, Any] = {key: COMMON_OPTIONS[key] for key in ACTIVATION_OPTIONS}
+KEYED_WHEN_SET: dict[str, Any] = {key: COMMON_OPTIONS[key] for key in (*ACTIVATION_OPTIONS, "sq")}
 
 _BUILDERS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 
@@ -96,6 +102,8 @@ def with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
                          f"it accepts {', '.join(sorted(valid))}")
     filled = {**valid, **given}
     check_activation(filled["activation"], filled["negative_slope"], filled["activation_bits"])
+    sq = check_sq_options(filled["sq"])
+    filled["sq"] = None if sq is None else sq.model_dump()
     return {key: value for key, value in filled.items()
             if not (key in KEYED_WHEN_SET and value == KEYED_WHEN_SET[key])}
 
@@ -110,7 +118,7 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -
     check_int(in_channels, "in_channels")
     opts = with_defaults(name, opts)
     common = {key: opts.pop(key, default) for key, default in COMMON_OPTIONS.items()}
-    quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std", *ACTIVATION_OPTIONS)}
+    quant = {key: common[key] for key in COMMON_OPTIONS if key not in ("mean", "std", "sq", *ACTIVATION_OPTIONS)}
     check_quantize_options(**quant)
     normalize = Normalize(common["mean"], common["std"], channels=in_channels)
     model = builder(num_classes, in_channels, normalize, **fixed, **opts)
@@ -119,4 +127,6 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, **opts: Any) -
     if any(quant[key] not in (None, False)
            for key in ("input_bits", "halftone", "weight_bits", "activation_bits")):
         model = quantize_model(model, **quant, inplace=True)
+    if common["sq"] is not None:
+        model = stochastic_quantize(model, **common["sq"])
     return model

@@ -10,7 +10,8 @@ from .optim import OPTIMIZERS, SCHEDULES, lr_at
 from .strategies import Adversarial, Standard
 from .diversity import ADP, DVERGE, GAL
 from .counter_link import CounterLinked
+from .sq_ensemble import SQTraining
 from .registry import STRATEGIES, strategy_from_spec
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "STRATEGIES", "TRAINING_VERSION", "Adversarial", "Standard", "fit", "lr_at",
-           "strategy_from_spec", "ADP", "CounterLinked", "DVERGE", "GAL"]
+           "strategy_from_spec", "ADP", "CounterLinked", "DVERGE", "GAL", "SQTraining"]

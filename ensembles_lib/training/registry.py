@@ -7,13 +7,15 @@ Kept apart from the strategies themselves so that they import each other's piece
 
 from __future__ import annotations
 
-from ..specs import ADPSpec, AdversarialSpec, CounterLinkedSpec, DVERGESpec, GALSpec, StandardSpec, strategy_spec
+from ..specs import (ADPSpec, AdversarialSpec, CounterLinkedSpec, DVERGESpec, GALSpec, SQSpec, StandardSpec,
+                     strategy_spec)
 from .counter_link import CounterLinked
 from .diversity import ADP, DVERGE, GAL
+from .sq_ensemble import SQTraining
 from .strategies import Adversarial, Standard
 
 STRATEGIES = {StandardSpec: Standard, AdversarialSpec: Adversarial, DVERGESpec: DVERGE, ADPSpec: ADP, GALSpec: GAL,
-              CounterLinkedSpec: CounterLinked}
+              CounterLinkedSpec: CounterLinked, SQSpec: SQTraining}
 
 
 def strategy_from_spec(spec):
