@@ -50,11 +50,11 @@ SHRINK = {
               "n_ensemble": 16, "tie_draws": 2, "square_queries": 10, "ensemble_eps": (0.0314, 0.0627)},
     "counter_linked": {"population": 2, "train_size": 256, "epochs": 1, "clm_epochs": 1, "adv_train_size": 128,
                        "adv_steps": 1, "attack_steps": 1, "eot_samples": 1, "autoattack_steps": 1,
-                       "autoattack_targets": 1, "square_queries": 5, "n_eval": 16, "n_saliency": 8},
+                       "autoattack_targets": 1, "square_queries": 5, "n_eval": 16, "n_saliency": 10},
     "sq_ensembles": {"train_size": 256, "epochs": 1, "ft_size": 256, "ft_epochs": 1, "train_samples": 2, "samples": 2,
                      "sample_grid": (1, 32), "alphas": (1.0, 16.0), "mus": (0.0, 1.0, 5.0), "betas": (0.0, 10.0, 100.0),
                      "fgm_eps": (0.1,), "pgd_eps": (0.0392,), "aip_eps": (0.1,), "attack_steps": 1, "square_queries": 5,
-                     "eot_draws": 1, "eval_draws": 1, "restarts": 1, "convergence_max": 2, "n_eval": 16, "n_small": 8},
+                     "eot_draws": 1, "eval_draws": 1, "restarts": 1, "convergence_max": 2, "n_eval": 16, "n_small": 10},
 }
 # the only non-size overrides: SiN's paper WRN-28-10 / WRN-28-15 narrowed (depth kept; see above)
 NARROWED = {("strength_in_numbers", "paper"): {"widen": 2, "double_widen": 3}}
