@@ -247,6 +247,29 @@ def _note_reread(env) -> None:
     env.ensembles_claims_docs = getattr(env, "ensembles_claims_docs", set()) | {env.docname}
 
 
+def seeds_line(claim: dict) -> str:
+    """A claim combined over seeds (`sweep.combine`) in words: "holds in 2 of 3 seeds (over seeds:
+    undecided); effect 0.031 [-0.012, 0.074] across seeds", the line a chapter shows beside its run."""
+    text = f"holds in {claim['holds_in']} of {claim['seeds']} seeds (over seeds: {claim['verdict']})"
+    if claim.get("effect_mean") is not None:
+        text += f"; effect {_number(claim['effect_mean'], signed=True)}"
+        if claim.get("effect_interval"):
+            low, high = claim["effect_interval"]
+            text += f" [{_number(low, signed=True)}, {_number(high, signed=True)}] across seeds"
+    return text
+
+
+def load_seeds(folder: Path, chapter: str) -> dict[str, dict]:
+    """The chapter's claims combined over seeds (`<results>/seeds/<chapter>.json`, written by
+    `ensembles sweep CHAPTER --seeds ... --to-book`) by claim id; {} when there is none."""
+    path = folder / "seeds" / f"{chapter}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {c["id"]: c for c in record.get("claims", []) if isinstance(c, dict) and "id" in c}
+
+
 class ClaimsSummary(Directive):
     """`claims-summary [CHAPTER]` with option `:results: FOLDER` (default 'results', beside the page):
     without CHAPTER, the front page's one line per chapter; with it, that chapter's claims."""
@@ -277,7 +300,10 @@ class ClaimsSummary(Directive):
                 return [_paragraph(nodes.emphasis(
                     "", f"No results for {chapter} yet ({folder_arg}/{chapter}.json is missing); "
                         f"run `ensembles run {chapter}`."))]
-            return self._chapter(record)
+            seeds_path = folder / "seeds" / f"{chapter}.json"
+            if seeds_path.is_file():
+                env.note_dependency(str(seeds_path))
+            return self._chapter(record, load_seeds(folder, chapter))
         if not records:
             return [_paragraph(nodes.emphasis(
                 "", f"No chapter has written its results yet ({folder_arg} is empty); "
@@ -329,9 +355,10 @@ class ClaimsSummary(Directive):
             folded.append(box)
         return [table, *folded]
 
-    def _chapter(self, record: dict) -> list[nodes.Node]:
+    def _chapter(self, record: dict, seeds: dict[str, dict] | None = None) -> list[nodes.Node]:
         """One row a claim (claim, paper, ours, verdict), then one full-width row with how it was
-        decided: the rule, the statistic, each part's verdict and statistic, the note."""
+        decided: the rule, the statistic, each part's verdict and statistic, the note, and, when a
+        sweep over seeds was written for the book, the claim over those seeds."""
         rows = []
         for claim in record["claims"]:
             rows.append(_row([_paragraph(nodes.Text(claim["claim"])),
@@ -348,6 +375,8 @@ class ClaimsSummary(Directive):
                 lines.append((label, "; ".join(filter(None, (part.get("verdict"), format_statistic(part))))))
             if claim["note"]:
                 lines.append(("Note", claim["note"]))
+            if seeds and claim.get("id") in seeds:
+                lines.append(("Across seeds", seeds_line(seeds[claim["id"]])))
             if lines:
                 detail = [_paragraph(nodes.emphasis("", f"{name}: "), nodes.Text(text)) for name, text in lines]
                 rows.append(_spanning_row(detail, 4, classes=["claim-detail", "claims-small"]))

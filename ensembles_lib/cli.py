@@ -11,6 +11,10 @@ builds the HTML book, `ensembles list` shows every chapter's parameters (which r
 defaults per profile, meaning, and each profile's expected run time,
 `ensembles params CHAPTER [--write]` prints (or writes into the notebook) the chapter's papermill
 `parameters` cell, generated from its declaration.
+`ensembles sweep CHAPTER [--profile P] [-p NAME V1,V2 ...] [--seeds 0,1,2] [--scheduler ADDRESS]
+[--workers N]` runs every combination as Dask tasks, each into its own run folder, skipping those
+finished earlier, and writes the claims combined over seeds (`sweep`); `ensembles book --scheduler
+ADDRESS` (or `--workers N` on this machine) runs the book's chapters the same way.
 
 Exit status: 0 done; 1 a chapter or the HTML build failed; 2 a usage error -- an unknown chapter,
 profile or parameter, a value out of range, an unusable data root -- told in one line on stderr
@@ -116,7 +120,58 @@ def run_command(chapter: str, profile: str, pairs: list[list[str]], to_book: boo
     return run_chapter(chapter, profile, overrides, to_book)
 
 
-def book_command(profile: str, chosen: list[str] | None) -> int:
+def parse_grid(chapter: str, pairs: list[list[str]]) -> dict[str, list]:
+    """`-p NAME V1,V2` pairs as {name: [typed values]}. Values that hold commas themselves (a list
+    parameter's, such as an eps grid, or DVERGE's sizes "3,5") are separated by ';' instead:
+    `-p eps_grid "0,0.1;0,0.2"`, `-p sizes "3;3,5"`; a list parameter's text without ';' is one value."""
+    declared = chapters.chapter(chapter)
+    grid = {}
+    for name, text in pairs:
+        param = declared.param(name)
+        if ";" in text:
+            items = text.split(";")
+        else:
+            items = [text] if param.kind in profiles.LIST_KINDS else text.split(",")
+        grid[name] = [param.parse(item) for item in items if item.strip()]
+    return grid
+
+
+def sweep_command(chapter: str, profile: str, pairs: list[list[str]], seeds: str | None, scheduler: str | None,
+                  workers: int | None, to_book: bool = False) -> int:
+    """`ensembles sweep`: the grid, every value and the data root are checked before a cluster starts;
+    exit 1 when a run failed (the others finished and were combined)."""
+    from .sweep import plan_sweep
+
+    try:
+        profiles.check_profile(profile)
+        grid = parse_grid(chapter, pairs)
+        seed_list = None
+        if seeds is not None:
+            try:
+                seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+            except ValueError:
+                raise ValueError(f"--seeds must be integers separated by commas, e.g. 0,1,2; got {seeds!r}") from None
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers must be an int >= 1, got {workers}")
+        if to_book and (grid or seed_list is None):
+            raise ValueError("--to-book writes the claims over seeds beside the page: give --seeds and no -p")
+        plan_sweep(chapter, profile, grid, seed_list)
+    except ValueError as err:
+        print(f"ensembles sweep: {err}", file=sys.stderr)
+        return 2
+    data_root()
+    from .sweep import sweep
+
+    report = sweep(chapter, profile, grid, seed_list, scheduler=scheduler, workers=workers, to_book=to_book)
+    if report.failed:
+        print(f"ensembles sweep: {len(report.failed)} run(s) failed: {', '.join(report.failed)}; rerun the same "
+              "command to run only those", file=sys.stderr)
+        return 1
+    return 0
+
+
+def book_command(profile: str, chosen: list[str] | None, scheduler: str | None = None,
+                 workers: int | None = None) -> int:
     """`ensembles book`: run the chapters (all by default), then build the HTML from book/.
 
     A failed chapter keeps its last good page, the build still runs, and the exit status is 1.
@@ -130,7 +185,12 @@ def book_command(profile: str, chosen: list[str] | None) -> int:
         return 2
     data_root()
     # the book is being rebuilt under this profile: its runs replace the pages whatever they were
-    failed = [c for c in (chosen or chapters.names()) if run_chapter(c, profile, {}, to_book=True) != 0]
+    if scheduler is not None or workers is not None:
+        from .sweep import run_book
+
+        failed = sorted(run_book(chosen or chapters.names(), profile, scheduler=scheduler, workers=workers))
+    else:
+        failed = [c for c in (chosen or chapters.names()) if run_chapter(c, profile, {}, to_book=True) != 0]
     from .book import build_html
 
     try:
@@ -250,6 +310,24 @@ def _parser() -> argparse.ArgumentParser:
     book_parser = commands.add_parser("book", help="execute chapters, then build the HTML book in _build/html")
     book_parser.add_argument("--profile", default="auto", help=profile_help)
     book_parser.add_argument("--chapters", nargs="+", metavar="CHAPTER", help="the chapters to run (default: all)")
+    book_parser.add_argument("--scheduler", metavar="ADDRESS", help="run the chapters as tasks on this Dask scheduler "
+                             "(e.g. tcp://host:8786)")
+    book_parser.add_argument("--workers", type=int, metavar="N", help="run the chapters on a local Dask cluster of N "
+                             "workers")
+    sweep_parser = commands.add_parser("sweep", help="run a grid of parameter values and seeds as Dask tasks, each "
+                                       "into its own run folder, and combine the claims over seeds")
+    sweep_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
+    sweep_parser.add_argument("--profile", default="auto", help=profile_help)
+    sweep_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
+                              help="a parameter and the values to try, separated by commas (by ';' for a list "
+                              "parameter); repeat for a grid")
+    sweep_parser.add_argument("--seeds", metavar="S1,S2,...", help="the chapter's seed parameter over these values")
+    sweep_parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a LocalCluster "
+                              "sized to this machine)")
+    sweep_parser.add_argument("--workers", type=int, metavar="N", help="workers of the LocalCluster (default: one a "
+                              "run, up to one a core)")
+    sweep_parser.add_argument("--to-book", action="store_true", help="with --seeds only: write the claims over seeds "
+                              "beside the chapter's page, whose claims table then shows them")
     commands.add_parser("list", help="show the chapters, their parameters (which retrain models), defaults per "
                                      "profile, meaning and expected run times")
     params_parser = commands.add_parser("params", help="print a chapter's papermill parameters cell, made from "
@@ -267,7 +345,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "runs":
         return runs_command(args.chapter)
     if args.command == "book":
-        return book_command(args.profile, args.chapters)
+        return book_command(args.profile, args.chapters, args.scheduler, args.workers)
+    if args.command == "sweep":
+        return sweep_command(args.chapter, args.profile, args.parameter, args.seeds, args.scheduler, args.workers,
+                             args.to_book)
     if args.command == "list":
         return list_command()
     if args.command == "params":

@@ -175,6 +175,12 @@ def _run_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) and all(k in record for k in keys) else None
 
 
+def read_run_record(folder: Path | str) -> dict | None:
+    """The run record of a run folder (chapter, profile, parameters, started, wall_time_s), or None
+    when the run never completed there (no readable record). Sweeps skip the folders that have one."""
+    return _run_record(Path(folder) / RUN_RECORD)
+
+
 def list_runs(folder: Path | str | None = None, chapter: str | None = None) -> list[dict]:
     """The run folders under `folder` (default runs_dir()), oldest first: each `run.json` record
     (chapter, profile, parameters, started, wall_time_s) with `path` added. A folder whose run
