@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ensembles_lib.evaluation import (DecisionGrid, accuracy, decision_grid, named_models, predict,  # noqa: E402
+from ensembles_lib.evaluation import (DecisionGrid, accuracy, correct_by_all, decision_grid, named_models, predict,  # noqa: E402
                                       robust_accuracy, transfer_matrix)
 from ensembles_lib.plots import accuracy_vs_eps, decision_regions, transfer_heatmap  # noqa: E402
 
@@ -69,6 +69,9 @@ def test_accuracy_and_predict_restore_mode():
     B.eval()
     assert accuracy(A, x, y, batch_size=3) == 1.0
     assert predict(C, x).tolist() == y.tolist()
+    none = predict(C, x[:0])  # an empty subset (no image every model gets right) predicts nothing
+    assert none.shape == (0,) and none.dtype == torch.long
+    assert correct_by_all([A, B], x[:0], y[:0]).shape == (0,)
     with pytest.raises(ValueError, match="batch_size"):
         accuracy(A, x, y, batch_size=0)
     with pytest.raises(ValueError, match="y"):

@@ -10,8 +10,11 @@ from ..checks import check_inputs, check_int
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """argmax of the model's (N, C) scores, in eval mode (the model's mode is restored after)."""
+    """argmax of the model's (N, C) scores, in eval mode (the model's mode is restored after); an
+    empty (0,) long tensor for no images (a chapter's subset that no model gets right)."""
     batch_size = check_int(batch_size, "batch_size")
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.long, device=x.device)
     was_training = model.training
     model.eval()
     try:
