@@ -361,7 +361,7 @@ def plot_effects(record: Mapping):
                             fmt="o", color=f"C{k}", capsize=3)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(ids)), ids, fontsize=8)
-    ax.set_xlabel("effect (the claim's measured difference); dots: seeds, bars: 95% interval across seeds")
+    ax.set_xlabel("effect: one dot a seed, bar: 95% interval across seeds")
     if any(c["per_seed"] for g in groups for c in g["claims"]):
         ax.legend(fontsize="small")
     return fig

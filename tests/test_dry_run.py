@@ -102,6 +102,7 @@ def test_overrides_only_shrink_sizes(chapter, profile):
     assert chapters.resolve(chapter, profile).dataset == "cifar10"
 
 
+@pytest.mark.timeout(1800)  # TREND's gpu members (ResNet-18/34/50, VGGs at full width) take minutes on 2 cores
 @pytest.mark.parametrize(("chapter", "profile"), CASES, ids=[f"{c}-{p}" for c, p in CASES])
 def test_chapter_runs_gpu_shaped(chapter, profile, data_root, tmp_path):
     book = tmp_path / "book"
