@@ -269,13 +269,24 @@ class SQSpec(Spec):
     mu: NonNegative = 0.0
 
 
-StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec],
+class DQSpec(Spec):
+    """Defensive Quantization's Lipschitz regulariser (training.DefensiveQuantization; Lin et al. 2019):
+    cross-entropy plus beta / 2 times each weight layer's || W W^T - I ||_F^2."""
+
+    name: Literal["dq"] = "dq"
+    beta: NonNegative = 3e-4
+
+
+StrategySpec = Annotated[Union[StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec,
+                               DQSpec],
                          Field(discriminator="name")]
 STRATEGY_NAMES = tuple(get_args(m.model_fields["name"].annotation)[0]
-                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec))
+                       for m in (StandardSpec, AdversarialSpec, DVERGESpec, ADPSpec, GALSpec, CounterLinkedSpec, SQSpec,
+                                 DQSpec))
 
 
-def strategy_spec(value: Any) -> StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec | CounterLinkedSpec | SQSpec:
+def strategy_spec(value: Any) -> (StandardSpec | AdversarialSpec | DVERGESpec | ADPSpec | GALSpec | CounterLinkedSpec
+                                  | SQSpec | DQSpec):
     """`value` (a dict naming a strategy, or a strategy spec) validated; SpecError naming each bad field."""
     if isinstance(value, BaseModel):
         return value

@@ -191,3 +191,26 @@ def test_draws_with_a_gradient_follow_eq2_too(gradient_kind):
     p = sq_probabilities(torch.tensor([5.6], dtype=torch.float64), 8, 3.0)[0]
     assert counts[p == 0].sum() == 0
     assert stats.chisquare(counts[p > 0].numpy(), (p[p > 0] * counts.sum()).numpy()).pvalue > 1e-3
+
+
+def test_defensive_quantization_penalises_non_orthogonal_weights():
+    from ensembles_lib.training import DefensiveQuantization
+    from ensembles_lib.training.lipschitz import orthogonality_penalty
+
+    q, _ = torch.linalg.qr(torch.randn(6, 6))
+    assert orthogonality_penalty(q) == pytest.approx(0.0, abs=1e-8)
+    assert orthogonality_penalty(q[:4]) == pytest.approx(0.0, abs=1e-8)  # rows orthonormal: the smaller Gram
+    assert orthogonality_penalty(2 * q) == pytest.approx(6 * 3 ** 2, rel=1e-5)  # (4 - 1)^2 on each diagonal entry
+    conv = torch.zeros(2, 1, 2, 2)
+    conv[0, 0, 0, 0] = conv[1, 0, 1, 1] = 1.0  # two orthonormal filters
+    assert orthogonality_penalty(conv) == pytest.approx(0.0)
+    torch.manual_seed(0)
+    model = registry.build("lenet5", num_classes=10, in_channels=1, weight_bits=4, activation_bits=4)
+    x, y = torch.rand(4, 1, 12, 12), torch.randint(10, (4,))
+    plain, scores = DefensiveQuantization(0.0).loss(model, x, y)
+    regularised, _ = DefensiveQuantization(1e-3).loss(model, x, y)
+    assert scores.shape == (4, 10) and regularised > plain
+    regularised.backward()
+    assert model.fc.weight.grad is not None
+    with pytest.raises(ArgumentError, match="beta"):
+        DefensiveQuantization(-1.0)

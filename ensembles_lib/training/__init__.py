@@ -11,7 +11,8 @@ from .strategies import Adversarial, Standard
 from .diversity import ADP, DVERGE, GAL
 from .counter_link import CounterLinked
 from .sq_ensemble import SQTraining
+from .lipschitz import DefensiveQuantization
 from .registry import STRATEGIES, strategy_from_spec
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "STRATEGIES", "TRAINING_VERSION", "Adversarial", "Standard", "fit", "lr_at",
-           "strategy_from_spec", "ADP", "CounterLinked", "DVERGE", "GAL", "SQTraining"]
+           "strategy_from_spec", "ADP", "CounterLinked", "DVERGE", "GAL", "SQTraining", "DefensiveQuantization"]

@@ -7,15 +7,16 @@ Kept apart from the strategies themselves so that they import each other's piece
 
 from __future__ import annotations
 
-from ..specs import (ADPSpec, AdversarialSpec, CounterLinkedSpec, DVERGESpec, GALSpec, SQSpec, StandardSpec,
+from ..specs import (ADPSpec, AdversarialSpec, CounterLinkedSpec, DQSpec, DVERGESpec, GALSpec, SQSpec, StandardSpec,
                      strategy_spec)
 from .counter_link import CounterLinked
 from .diversity import ADP, DVERGE, GAL
+from .lipschitz import DefensiveQuantization
 from .sq_ensemble import SQTraining
 from .strategies import Adversarial, Standard
 
 STRATEGIES = {StandardSpec: Standard, AdversarialSpec: Adversarial, DVERGESpec: DVERGE, ADPSpec: ADP, GALSpec: GAL,
-              CounterLinkedSpec: CounterLinked, SQSpec: SQTraining}
+              CounterLinkedSpec: CounterLinked, SQSpec: SQTraining, DQSpec: DefensiveQuantization}
 
 
 def strategy_from_spec(spec):
