@@ -32,7 +32,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -110,16 +110,38 @@ def run_task(task: Task, runs: str | None, failed: str | None, threads: int | No
     """Execute one task on a worker: {"status": "done", "folder", "wall_time_s"} or {"status": "failed",
     "message"} (the message names the partial notebook). The kernel gets `threads` cores (None: the
     worker's environment decides, as on a cluster whose workers were sized by their job scripts)."""
-    # a worker runs one task at a time (threads_per_worker=1), so its environment is the task's
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[name] = str(threads)
+    _use_threads(threads)
     try:
         result = runner.run(task.chapter, task.profile, task.parameters(), to_book=False,
                             runs=runs and Path(runs), failed=failed and Path(failed))
     except runner.ChapterFailed as err:
         return {"status": "failed", "message": str(err)}
     return {"status": "done", "folder": str(result.folder), "wall_time_s": result.wall_time_s}
+
+
+def _use_threads(threads: int | None) -> None:
+    """Give the kernels this worker starts `threads` cores (None: leave the worker's environment)."""
+    # a worker runs one task at a time (threads_per_worker=1), so its environment is the task's
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
+
+
+def _outcomes(futures: Mapping) -> Iterator[tuple[Any, dict]]:
+    """(the future's item, its outcome dict) as each finishes; a dead worker (KilledWorker) or a task
+    that could not run becomes {"status": "failed", "message"} instead of stopping the others."""
+    from dask.distributed import as_completed
+
+    for future in as_completed(futures):
+        try:
+            outcome = future.result()
+        except Exception as err:
+            outcome = {"status": "failed", "message": f"{type(err).__name__}: {err}"}
+        yield futures[future], outcome
+
+
+def _failure(label: str, message: str) -> str:
+    return f"  {label}: FAILED\n    " + message.replace("\n", "\n    ")
 
 
 def cluster_size(tasks: int, cores: int | None = None) -> tuple[int, int]:
@@ -140,8 +162,6 @@ def sweep(chapter: str, profile: str, grid: Mapping[str, Sequence[Any]], seeds: 
     page (`<book>/results/seeds/<chapter>.json`), which its claims table then shows."""
     if to_book and (grid or not seeds):
         raise ValueError("to_book writes a chapter's claims over seeds: give seeds and no other parameter")
-    from dask.distributed import as_completed
-
     say = progress or (lambda _line: None)
     tasks = plan_sweep(chapter, profile, grid, seeds)
     runs_root = Path(runs or runner.runs_dir())
@@ -156,18 +176,13 @@ def sweep(chapter: str, profile: str, grid: Mapping[str, Sequence[Any]], seeds: 
             say(f"sweep {chapter}: {len(todo)} run(s) on {len(client.scheduler_info()['workers'])} worker(s)")
             futures = {client.submit(run_task, t, str(runs_root), failed and str(failed), threads, pure=False,
                                      key=f"{chapter}-{t.label()}-{i}"): t for i, t in enumerate(todo)}
-            for future in as_completed(futures):
-                task = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as err:  # the worker died (KilledWorker) or the task could not run
-                    outcome = {"status": "failed", "message": f"{type(err).__name__}: {err}"}
+            for task, outcome in _outcomes(futures):
                 if outcome["status"] == "done":
                     report.ran.append(task)
                     say(f"  {chapter} [{task.label()}]: done in {outcome['wall_time_s']:.0f} s ({outcome['folder']})")
                 else:
                     report.failed[task.label()] = outcome["message"]
-                    say(f"  {chapter} [{task.label()}]: FAILED\n    " + outcome["message"].replace("\n", "\n    "))
+                    say(_failure(f"{chapter} [{task.label()}]", outcome["message"]))
         finally:
             client.close()
             if cluster is not None:
@@ -175,7 +190,8 @@ def sweep(chapter: str, profile: str, grid: Mapping[str, Sequence[Any]], seeds: 
     finished = [t for t in tasks if is_finished(report.folders[t], chapter)]
     if finished:
         report.record = write_sweep_record(chapter, profile, finished, report.folders, runs_root, grid, seeds)
-        figure = plot_effects(json.loads(report.record.read_text()))
+        combined = json.loads(report.record.read_text())
+        figure = plot_effects(combined)
         with atomic_path(report.record.with_name("effects.png"), suffix=".png") as tmp:
             figure.savefig(tmp, dpi=110, format="png")
         import matplotlib.pyplot as plt
@@ -183,7 +199,6 @@ def sweep(chapter: str, profile: str, grid: Mapping[str, Sequence[Any]], seeds: 
         plt.close(figure)
         say(f"sweep {chapter}: {len(finished)} of {len(tasks)} run(s) combined in {report.record} (figure: effects.png)")
         if to_book:
-            combined = json.loads(report.record.read_text())
             (group,) = combined["groups"]
             target = Path(book or runner.book_folder()) / "results" / "seeds" / f"{chapter}.json"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,9 +229,7 @@ def run_page(chapter: str, profile: str, threads: int | None) -> dict:
     written where the command runs even when the workers do not share its checkout."""
     import tempfile
 
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[name] = str(threads)
+    _use_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
         try:
             result = runner.run(chapter, profile, {}, to_book=True, output_dir=folder)
@@ -232,8 +245,6 @@ def run_book(names: Sequence[str], profile: str, *, scheduler: str | None = None
     """Run the chapters' pages as Dask tasks and write each finished page (and its results record)
     into `book` (default the book folder), atomically; returns {chapter: failure message} for those
     that failed, whose last good pages stay."""
-    from dask.distributed import as_completed
-
     say = progress or (lambda _line: None)
     target = Path(book or runner.book_folder())
     client, cluster, threads = _clients(scheduler, len(names), workers)
@@ -241,15 +252,10 @@ def run_book(names: Sequence[str], profile: str, *, scheduler: str | None = None
     try:
         futures = {client.submit(run_page, name, profile, threads, pure=False, key=f"page-{name}"): name
                    for name in names}
-        for future in as_completed(futures):
-            name = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as err:
-                outcome = {"status": "failed", "message": f"{type(err).__name__}: {err}"}
+        for name, outcome in _outcomes(futures):
             if outcome["status"] != "done":
                 failures[name] = outcome["message"]
-                say(f"  {name}: FAILED\n    " + outcome["message"].replace("\n", "\n    "))
+                say(_failure(name, outcome["message"]))
                 continue
             for path, data in ((target / f"{name}.ipynb", outcome["page"]),
                                (target / "results" / f"{name}.json", outcome["results"])):
@@ -312,18 +318,19 @@ def write_sweep_record(chapter: str, profile: str, tasks: Sequence[Task], folder
     """The sweep's combined record (atomic): one group a combination of the swept parameters other
     than the seed, its runs' claims combined over seeds (`combine`)."""
     groups: dict[tuple, list[dict]] = {}
+    runs: dict[tuple, list[str]] = {}
     for task in tasks:
         results = folders[task] / "results" / f"{chapter}.json"
         record = json.loads(results.read_text()) if results.is_file() else {"claims": []}
         parameters = task.parameters()
         record["seed"] = parameters.pop("seed", None)
-        groups.setdefault(tuple(sorted(parameters.items())), []).append(record)
+        key = tuple(sorted(parameters.items()))
+        groups.setdefault(key, []).append(record)
+        runs.setdefault(key, []).append(str(folders[task]))
     body = {"chapter": chapter, "profile": profile,
             "grid": {k: list(v) for k, v in grid.items()}, "seeds": None if seeds is None else list(seeds),
-            "groups": [{"parameters": dict(key), "runs": [str(folders[t]) for t in tasks
-                                                          if tuple(sorted((k, v) for k, v in t.overrides
-                                                                          if k != "seed")) == key],
-                        "claims": combine(records)} for key, records in groups.items()]}
+            "groups": [{"parameters": dict(key), "runs": runs[key], "claims": combine(records)}
+                       for key, records in groups.items()]}
     tag = runner.run_name(chapters.resolve(chapter, profile)).rsplit("-", 1)[0]
     target = runs_root / f"{tag}-sweep-{_grid_tag(body['grid'], body['seeds'])}" / SWEEP_RECORD
     target.parent.mkdir(parents=True, exist_ok=True)
