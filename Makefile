@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := pkg-config libopencv-dev libturbojpeg0-dev dataset-fashion-mnist
 FFCV_PKGCONFIG := opencv4 libturbojpeg
 
-.PHONY: install system-packages test test-slow data bench book clean
+.PHONY: install system-packages classroom test test-slow data bench book clean
 
 install: system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,10 +36,25 @@ system-packages:
 $(STAMP):
 	$(MAKE) install
 
-test: $(STAMP)
+# nbgrader in its own venv: torchattacks (a core dependency) pins requests~=2.25.1 and nbgrader 0.9
+# needs requests>=2.26, so pip cannot install both in one. `ensembles assignment` finds it here and
+# registers the project's interpreter in it as the kernel the assignments run in.
+CLASSROOM       := .venv-classroom
+CLASSROOM_STAMP := $(CLASSROOM)/.installed
+NBGRADER        := nbgrader>=0.9.6,<0.10
+classroom:
+	test -x $(CLASSROOM)/bin/python || $(PYTHON) -m venv $(CLASSROOM)
+	$(CLASSROOM)/bin/python -m pip install -q --upgrade pip
+	$(CLASSROOM)/bin/python -m pip install -q '$(NBGRADER)'
+	touch $(CLASSROOM_STAMP)
+
+$(CLASSROOM_STAMP):
+	$(MAKE) classroom
+
+test: $(STAMP) $(CLASSROOM_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(CLASSROOM_STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # Decode and cache every dataset available on this machine (once; later calls reuse the cache).
@@ -59,7 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(CLASSROOM) *.egg-info .pytest_cache
 
 .PHONY: html vendor
 # Build the HTML book from the committed chapters in book/ (no chapter is rerun), offline;

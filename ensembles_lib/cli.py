@@ -11,6 +11,8 @@ builds the HTML book, `ensembles list` shows every chapter's parameters (which r
 defaults per profile, meaning, and each profile's expected run time,
 `ensembles params CHAPTER [--write]` prints (or writes into the notebook) the chapter's papermill
 `parameters` cell, generated from its declaration.
+`ensembles assignment CHAPTER [--course DIR] [--profile smoke|cpu] [--exercises-only]` lays out an
+nbgrader course folder from the chapter and runs nbgrader's `generate_assignment` (`assignment`).
 `ensembles sweep CHAPTER [--profile P] [-p NAME V1,V2 ...] [--seeds 0,1,2] [--scheduler ADDRESS]
 [--workers N]` runs every combination as Dask tasks, each into its own run folder, skipping those
 finished earlier, and writes the claims combined over seeds (`sweep`); `ensembles book --scheduler
@@ -334,7 +336,32 @@ def _parser() -> argparse.ArgumentParser:
                                                        "its declaration (--write: put it into the notebook)")
     params_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
     params_parser.add_argument("--write", action="store_true", help="replace the cell in notebooks/CHAPTER.ipynb")
+    assignment_parser = commands.add_parser("assignment", help="an nbgrader assignment from a chapter: the course "
+                                            "folder, its source/ and nbgrader's student version in release/")
+    assignment_parser.add_argument("chapter", help="a chapter name (`ensembles list` shows them)")
+    assignment_parser.add_argument("--course", default="course", help="the nbgrader course folder (default: ./course)")
+    assignment_parser.add_argument("--profile", default="smoke", help="smoke (the default) or cpu: the profile the "
+                                   "students' notebook runs")
+    assignment_parser.add_argument("--exercises-only", action="store_true", help="only the title, objectives and "
+                                   "exercises: no data, no training, graded in seconds")
     return parser
+
+
+def assignment_command(chapter: str, course: str, profile: str, exercises_only: bool) -> int:
+    """`ensembles assignment`: the chapter and profile are checked before nbgrader starts; prints the
+    student version's path and the teacher's next steps."""
+    from .assignment import ClassroomError, build_assignment
+
+    try:
+        release = build_assignment(chapter, course, profile, exercises_only=exercises_only)
+    except (ValueError, ClassroomError) as err:
+        print(f"ensembles assignment: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+    folder, name = release.parents[2], release.parent.name
+    print(f"student version: {release}\n"
+          f"next, in {folder}: hand out release/{name}/, collect each student's copy into submitted/<student>/{name}/, "
+          f"run `nbgrader autograde {name}`, and read the scores from gradebook.db (`nbgrader export` writes a CSV)")
+    return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -353,6 +380,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return list_command()
     if args.command == "params":
         return params_command(args.chapter, args.write)
+    if args.command == "assignment":
+        return assignment_command(args.chapter, args.course, args.profile, args.exercises_only)
     return cache_command(args.action, args.keys)
 
 
