@@ -105,7 +105,10 @@ def instructor_notebook(chapter: str, profile: str, exercises_only: bool = False
     from papermill.iorw import load_notebook_node  # gives every cell the `tags` papermill looks for
     from papermill.parameterize import parameterize_notebook
 
-    nb = load_notebook_node(str(checkout_root() / "notebooks" / f"{chapter}.ipynb"))
+    path = checkout_root() / "notebooks" / f"{chapter}.ipynb"
+    if not path.is_file():
+        raise ValueError(f"chapter {chapter!r} is declared but its notebook {path} does not exist")
+    nb = load_notebook_node(str(path))
     if exercises_only:
         nb.cells = nb.cells[:1] + [c for c in nb.cells[1:] if c.metadata.get("classroom") in EXERCISE_ROLES]
     else:
@@ -126,6 +129,7 @@ def build_assignment(chapter: str, course: Path | str, profile: str = "smoke", *
     name = name or chapter
     if not name.isidentifier():
         raise ValueError(f"name must be a Python identifier (nbgrader's assignment id), got {name!r}")
+    notebook = instructor_notebook(chapter, profile, exercises_only)
     nbgrader = find_nbgrader()
     install_kernel(nbgrader)
     course = Path(course).expanduser().resolve()
@@ -136,7 +140,7 @@ def build_assignment(chapter: str, course: Path | str, profile: str = "smoke", *
         with atomic_path(config, suffix=".py") as tmp:
             tmp.write_text(CONFIG)
     with atomic_path(source, suffix=".ipynb") as tmp:
-        nbformat.write(instructor_notebook(chapter, profile, exercises_only), tmp)
+        nbformat.write(notebook, tmp)
     run_nbgrader(nbgrader, course, "generate_assignment", name, "--force")
     return course / "release" / name / f"{chapter}.ipynb"
 

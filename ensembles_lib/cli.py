@@ -354,9 +354,12 @@ def assignment_command(chapter: str, course: str, profile: str, exercises_only: 
 
     try:
         release = build_assignment(chapter, course, profile, exercises_only=exercises_only)
-    except (ValueError, ClassroomError) as err:
+    except ValueError as err:
         print(f"ensembles assignment: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ValueError) else 1
+        return 2
+    except (ClassroomError, OSError) as err:  # nbgrader missing or failing, a course folder we cannot write
+        print(f"ensembles assignment: {err}", file=sys.stderr)
+        return 1
     folder, name = release.parents[2], release.parent.name
     print(f"student version: {release}\n"
           f"next, in {folder}: hand out release/{name}/, collect each student's copy into submitted/<student>/{name}/, "

@@ -149,8 +149,10 @@ def test_notebooks_say_how_each_code_cell_shows_and_end_with_their_claims(chapte
             assert "remove-cell" in tags, f"{chapter} cell {index}: the parameters cell must be removed from the page"
         elif chapter != "tour":  # only the tour teaches the library with its code open
             assert "show-input" not in tags, f"{chapter} cell {index} shows its code"
-    last = notebook.cells[-1]
+    # the chapter's own cells end with its claims; only the classroom cells (exercises, try it) follow
+    last = [cell for cell in notebook.cells if "classroom" not in cell.metadata][-1]
     assert last.cell_type == "markdown" and f"{{claims-summary}} {chapter}" in last.source
+    assert notebook.cells[-1].metadata.get("classroom") == "try-it"
 
 
 # --- a failing build ---------------------------------------------------------------------------
@@ -526,10 +528,13 @@ def test_fixture_front_page_fits_and_lists_papers_without_a_chapter(browser, fix
     page.context.close()
 
 
-@pytest.mark.parametrize("chapter", ["strength_in_numbers", "dverge"])
+@pytest.mark.parametrize("chapter", ["strength_in_numbers", "dverge", "counter_linked"])
 def test_real_chapter_pages_are_what_a_reader_wants(browser, served, chapter):
-    """Needs the chapters rerun after issue 11 (the directive cell, captioned figures)."""
+    """Needs the chapters rerun after issue 17 (objectives, exercises, try it)."""
     page, _, errors = _open(browser, f"{served}/book/{chapter}.html")
+    text = page.locator("article").inner_text()
+    assert "Learning objectives" in text and "Reruns that would settle" in text and "Exercise 2:" in text
+    assert "BEGIN SOLUTION" not in text, "a solution shows unfolded"
     _assert_reader_page(page, chapter, ROOT / "book" / "results")
     assert errors == []
     page.context.close()
