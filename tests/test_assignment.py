@@ -56,7 +56,9 @@ def test_exercises_are_marked_the_nbgrader_way(chapter):
         assert prompt.cell_type == "markdown" and prompt.metadata.nbgrader["locked"]
         assert solution.cell_type == "code" and solution.metadata.nbgrader["solution"]
         assert not solution.metadata.nbgrader["grade"] and SOLUTION.search(solution.source)
-        assert "hide-input" in solution.metadata.tags  # folded in the book
+        assert "hide-input" in solution.metadata.tags  # folded in the book, under a fold that says what it holds
+        assert solution.metadata.mystnb["code_prompt_show"] == "Show the solution"
+        assert tests.metadata.mystnb["code_prompt_show"] == "Show the tests"
         grade = tests.metadata.nbgrader
         assert tests.cell_type == "code" and grade["grade"] and grade["locked"] and grade["points"] > 0
         visible, _, rest = tests.source.partition("### BEGIN HIDDEN TESTS")

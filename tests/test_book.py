@@ -534,7 +534,7 @@ def test_real_chapter_pages_are_what_a_reader_wants(browser, served, chapter):
     page, _, errors = _open(browser, f"{served}/book/{chapter}.html")
     text = page.locator("article").inner_text()
     assert "Learning objectives" in text and "Reruns that would settle" in text and "Exercise 2:" in text
-    assert "BEGIN SOLUTION" not in text, "a solution shows unfolded"
+    assert "BEGIN SOLUTION" not in text and "Show the solution" in text, "a solution shows unfolded"
     _assert_reader_page(page, chapter, ROOT / "book" / "results")
     assert errors == []
     page.context.close()
