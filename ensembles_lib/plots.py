@@ -1,6 +1,7 @@
 """The figures and tables the chapters share: transfer heatmaps (TREND, DVERGE), accuracy-vs-eps
 curves (every robustness chapter), accuracy-vs-attack-steps and per-epoch training curves (SiN),
-decision regions (DVERGE), and `format_table`, the one way a chapter shows a table of numbers.
+decision regions (DVERGE), and `format_table`, the one way a chapter shows a table of numbers
+(`mean_with_interval` writes a cell as a mean and its 95% interval).
 Each plotting function draws on `ax` (a new figure if None) and returns the Axes. Drawing only:
 what a figure shows is computed beforehand (by `evaluation`, `cache.history`).
 
@@ -49,6 +50,18 @@ def format_table(df: pd.DataFrame, decimals: int = 3, missing: str = "—"):
 
     # The theme styles tables of class "dataframe", as it does for plain DataFrames.
     return df.style.format(cell).set_table_attributes('class="dataframe"')
+
+
+def mean_with_interval(scores, decimals: int = 3) -> str:
+    """"mean ± half" of per-image scores (a 1-D tensor or array, e.g. expected correctness in
+    [0, 1]): the mean and the half-width of its normal-approximation 95% interval, 1.96 s / sqrt(n)
+    with s the sample standard deviation. The cell text of the CLM and SQ chapters' adaptive-attack
+    tables."""
+    values = np.asarray(scores, dtype=float).ravel()
+    if values.size < 2:
+        raise ValueError(f"scores must hold at least 2 values for an interval, got {values.size}")
+    half = 1.96 * values.std(ddof=1) / np.sqrt(values.size)
+    return f"{values.mean():.{decimals}f} ± {half:.{decimals}f}"
 
 
 def _axes(ax, size: tuple[float, float]):

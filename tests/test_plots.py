@@ -104,3 +104,12 @@ def test_format_table_same_decimals_and_a_dash_for_missing_values():
         format_table(df, decimals=-1)
     with pytest.raises(ValueError, match="df"):
         format_table([1, 2])
+
+
+def test_mean_with_interval_is_the_mean_and_its_normal_95_percent_half_width():
+    from ensembles_lib.plots import mean_with_interval
+
+    assert mean_with_interval(np.array([0.0, 1.0, 1.0, 0.0])) == "0.500 ± 0.566"  # 1.96 * 0.57735 / 2
+    assert mean_with_interval([1.0, 1.0, 1.0], decimals=2) == "1.00 ± 0.00"
+    with pytest.raises(ValueError, match="at least 2 values"):
+        mean_with_interval([0.5])
