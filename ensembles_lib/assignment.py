@@ -38,6 +38,7 @@ import nbformat
 
 from . import chapters
 from .paths import atomic_path, checkout_root
+from .runner import notebooks_dir
 
 ASSIGNMENT_PROFILES = ("smoke", "cpu")  # the profiles a classroom machine can run
 NBGRADER_ENV = "ENSEMBLES_NBGRADER"
@@ -77,22 +78,14 @@ def find_nbgrader() -> Path:
                          f"{NBGRADER_ENV} to an nbgrader executable")
 
 
-def nbgrader_prefix(nbgrader: Path) -> Path:
-    """sys.prefix of the Python environment that runs `nbgrader` (its script's interpreter)."""
-    first = Path(nbgrader).read_text(errors="replace").splitlines()[:1]
-    python = first[0][2:].strip() if first and first[0].startswith("#!") else str(Path(nbgrader).with_name("python"))
-    done = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ClassroomError(f"cannot start nbgrader's Python {python}: {done.stderr.strip()[-500:]}")
-    return Path(done.stdout.strip())
-
-
 def install_kernel(nbgrader: Path) -> Path:
     """Register KERNEL, which starts this interpreter (sys.executable), in nbgrader's environment;
     returns the kernelspec's folder. Rewritten each time, so it follows a moved checkout."""
     from ipykernel.kernelspec import install
 
-    prefix = nbgrader_prefix(nbgrader)
+    # <prefix>/bin/nbgrader in a venv, conda env, ~/.local or /usr/local alike; Jupyter looks for kernels
+    # in <prefix>/share/jupyter/kernels in each of them
+    prefix = Path(nbgrader).absolute().parent.parent
     try:
         return Path(install(kernel_name=KERNEL, display_name=f"Python ({KERNEL})", prefix=str(prefix)))
     except OSError as err:
@@ -105,7 +98,7 @@ def instructor_notebook(chapter: str, profile: str, exercises_only: bool = False
     from papermill.iorw import load_notebook_node  # gives every cell the `tags` papermill looks for
     from papermill.parameterize import parameterize_notebook
 
-    path = checkout_root() / "notebooks" / f"{chapter}.ipynb"
+    path = notebooks_dir() / f"{chapter}.ipynb"
     if not path.is_file():
         raise ValueError(f"chapter {chapter!r} is declared but its notebook {path} does not exist")
     nb = load_notebook_node(str(path))
